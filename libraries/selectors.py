@@ -1,0 +1,93 @@
+"""Reads about libraries: lookups, calendars as pure values, admin scoping."""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from libraries import hours
+from libraries.models import Librarian, Library, Role, ServiceAreaKind
+from refdesk.errors import NotFound
+
+
+def get_library(*, slug: str) -> Library:
+    try:
+        return Library.objects.get(slug=slug)
+    except Library.DoesNotExist:
+        raise NotFound(f"no member library {slug!r}") from None
+
+
+def libraries_with_calendars() -> QuerySet[Library]:
+    """Libraries with everything `library_hours` needs, in a fixed number of queries."""
+    return Library.objects.prefetch_related("weekly_hours", "special_hours", "closures")
+
+
+def library_hours(library: Library) -> hours.LibraryHours:
+    """The library's calendar as the pure `hours.LibraryHours` value.
+
+    Uses prefetched rows when present (see `libraries_with_calendars`).
+    """
+    special_by_day: dict = {}
+    for row in library.special_hours.all():
+        special_by_day.setdefault(row.day, []).append((row.opens, row.closes))
+    return hours.LibraryHours(
+        timezone=library.timezone,
+        weekly=tuple(
+            hours.WeeklySpan(r.weekday, r.opens, r.closes) for r in library.weekly_hours.all()
+        ),
+        special=tuple(
+            hours.SpecialDay(day, tuple(spans)) for day, spans in sorted(special_by_day.items())
+        ),
+        closures=tuple(hours.Closure(r.first, r.last) for r in library.closures.all()),
+        always_open=library.always_open,
+    )
+
+
+def librarian_for(user: AbstractBaseUser | AnonymousUser) -> Librarian | None:
+    """The user's librarian record, or None for anyone who is not staff of refdesk."""
+    if not user.is_authenticated:
+        return None
+    try:
+        return Librarian.objects.select_related("library").get(user=user)
+    except Librarian.DoesNotExist:
+        return None
+
+
+def is_consortium_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    librarian = librarian_for(user)
+    return librarian is not None and librarian.role == Role.CONSORTIUM_ADMIN
+
+
+def libraries_administered_by(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Library]:
+    """Every library for a consortium admin, their own for a library admin, else none."""
+    if is_consortium_admin(user):
+        return Library.objects.all()
+    librarian = librarian_for(user)
+    if librarian is None or librarian.role != Role.LIBRARY_ADMIN or not user.is_active:
+        return Library.objects.none()
+    return Library.objects.filter(pk=librarian.library_id)
+
+
+def normalise_postal_code(value: str) -> str:
+    """Postal codes compare without spaces or case: "sw1a 1aa" is "SW1A1AA"."""
+    return "".join(value.split()).upper()
+
+
+def area_libraries(*, home_library: str = "", postal_code: str = "") -> set[int]:
+    """Ids of the libraries whose service area covers the patron's declared place.
+
+    Postal codes are stored normalised (see `normalise_postal_code`); place
+    names compare case-insensitively.
+    """
+    from django.db.models import Q
+
+    from libraries.models import ServiceArea
+
+    condition = Q(pk__in=[])
+    if postal := normalise_postal_code(postal_code):
+        condition |= Q(kind=ServiceAreaKind.POSTAL_CODE, value=postal)
+    if place := " ".join(home_library.split()):
+        condition |= Q(kind=ServiceAreaKind.PLACE, value__iexact=place)
+    return set(ServiceArea.objects.filter(condition).values_list("library_id", flat=True))

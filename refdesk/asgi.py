@@ -1,0 +1,28 @@
+"""ASGI entry point: Django over HTTP, Channels consumers over WebSocket.
+
+The patron socket accepts any Origin (its signed token is the credential); the
+desk socket, which rides on the session cookie, accepts only the service's own
+origins (see `chat.ws_urls`).
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refdesk.settings")
+# Build Django's app (and so set up the apps) before importing any consumer.
+django_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from chat.ws_urls import websocket_urlpatterns  # noqa: E402
+from refdesk.embedded import start_embedded_celery  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_application,
+        "websocket": URLRouter(websocket_urlpatterns),
+    }
+)
+
+start_embedded_celery()
