@@ -37,7 +37,8 @@ Time zones and clock changes
   25.
 - Python compares and subtracts two datetimes sharing one tzinfo by wall time,
   ignoring ``fold``. Everything here computes in UTC; callers comparing returned
-  datetimes across a fall-back night should convert them to UTC first.
+  datetimes across a clock change should convert them to UTC first (or use
+  ``OpenSpan.duration``).
 """
 
 from collections.abc import Iterator, Sequence
@@ -85,6 +86,11 @@ class OpenSpan:
     opens: datetime  # aware, in the library's zone
     closes: datetime  # aware, in the library's zone, > opens
 
+    @property
+    def duration(self) -> timedelta:
+        """Return the real time elapsed, not the wall-clock difference."""
+        return self.closes.astimezone(UTC) - self.opens.astimezone(UTC)
+
 
 def hours_on(hours: LibraryHours, day: date) -> list[OpenSpan]:
     """List the open spans that start on the local date ``day``."""
@@ -93,10 +99,10 @@ def hours_on(hours: LibraryHours, day: date) -> list[OpenSpan]:
 
 
 def is_open(hours: LibraryHours, at: datetime) -> bool:
+    instant = _utc(at)
     if hours.always_open:
         return True
     zone = ZoneInfo(hours.timezone)
-    instant = _utc(at)
     today = instant.astimezone(zone).date()
     return any(
         opens <= instant < closes
@@ -107,10 +113,10 @@ def is_open(hours: LibraryHours, at: datetime) -> bool:
 
 def next_opening(hours: LibraryHours, after: datetime) -> datetime | None:
     """Return when the next open period starts, strictly after ``after``."""
+    instant = _utc(after)
     if hours.always_open:
         return None
     zone = ZoneInfo(hours.timezone)
-    instant = _utc(after)
     today = instant.astimezone(zone).date()
     for opens, _ in _periods(hours, today - _DAY, today + HORIZON_DAYS * _DAY, zone):
         if opens > instant:
@@ -123,10 +129,10 @@ def open_until(hours: LibraryHours, at: datetime) -> datetime | None:
 
     None when closed at ``at`` or when the period outlasts the horizon.
     """
+    instant = _utc(at)
     if hours.always_open:
         return None
     zone = ZoneInfo(hours.timezone)
-    instant = _utc(at)
     today = instant.astimezone(zone).date()
     last = today + HORIZON_DAYS * _DAY
     unseen = _local_instant(

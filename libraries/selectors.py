@@ -91,3 +91,55 @@ def area_libraries(*, home_library: str = "", postal_code: str = "") -> set[int]
     if place := " ".join(home_library.split()):
         condition |= Q(kind=ServiceAreaKind.PLACE, value__iexact=place)
     return set(ServiceArea.objects.filter(condition).values_list("library_id", flat=True))
+
+
+def normalise_place(value: str) -> str:
+    """Place names are trimmed and single-spaced; case is kept for display."""
+    return " ".join(value.split())
+
+
+def normalise_service_area_value(kind: str, value: str) -> str:
+    """The stored form of a service-area value (see `area_libraries`)."""
+    if kind == ServiceAreaKind.POSTAL_CODE:
+        return normalise_postal_code(value)
+    return normalise_place(value)
+
+
+def roles_assignable_by(user: AbstractBaseUser | AnonymousUser) -> list[str]:
+    """Roles the user may give to staff they administer (see `set_librarian_role`)."""
+    if is_consortium_admin(user):
+        return list(Role.values)
+    librarian = librarian_for(user)
+    if librarian is None or librarian.role != Role.LIBRARY_ADMIN or not user.is_active:
+        return []
+    return [Role.LIBRARIAN, Role.LIBRARY_ADMIN]
+
+
+def origin_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def widget_origins(*, slug: str) -> set[str]:
+    """Web origins allowed to embed a library's widget and call its API.
+
+    Its website's origin plus any its admins registered; empty for an unknown
+    library.
+    """
+    library = Library.objects.filter(slug=slug).prefetch_related("widget_origins").first()
+    if library is None:
+        return set()
+    found = {o.origin for o in library.widget_origins.all()}
+    if website := origin_of(library.website):
+        found.add(website)
+    return found
+
+
+def all_widget_origins() -> set[str]:
+    from libraries.models import WidgetOrigin
+
+    found = set(WidgetOrigin.objects.values_list("origin", flat=True))
+    found.update(filter(None, (origin_of(w) for w in Library.objects.values_list("website", flat=True))))
+    return found

@@ -203,7 +203,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("REFDESK_BROKER_VISIBILITY_TIMEOUT_SECONDS", 3600),
     "global_keyprefix": f"{REFDESK_REDIS_PREFIX}.",
 }
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-due-conversations": {
+        "task": "chat.tasks.sweep_due_conversations",
+        "schedule": env_seconds("REFDESK_SWEEP_SECONDS", 5),
+        "options": {"expires": env_int("REFDESK_SWEEP_SECONDS", 5)},
+    },
+}
 
 # Email
 # ----------------------------------------------------------------------

@@ -1,0 +1,341 @@
+"""WebSocket consumers: the patron's chat socket and the librarian's desk socket.
+
+Thin by design: authenticate, join groups, parse frames with `protocol`, call
+services through `database_sync_to_async`, and turn layer events into frames.
+"""
+
+import logging
+import time
+from urllib.parse import parse_qs
+from uuid import UUID
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from chat import events, protocol, selectors, services
+from chat.models import Sender
+from refdesk.errors import Forbidden, RefdeskError
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_BIG = 1009
+
+get_conversation = database_sync_to_async(selectors.get_conversation)
+messages_after = database_sync_to_async(selectors.messages_after)
+patron_status = database_sync_to_async(services.patron_status)
+post_message = database_sync_to_async(services.post_message)
+patron_close = database_sync_to_async(services.patron_close)
+patron_connected = database_sync_to_async(services.patron_connected)
+patron_disconnected = database_sync_to_async(services.patron_disconnected)
+typing_target = database_sync_to_async(services.typing_target)
+librarian_for_desk = database_sync_to_async(selectors.librarian_for_desk)
+queue_for_library = database_sync_to_async(selectors.queue_for_library)
+active_conversations_of = database_sync_to_async(selectors.active_conversations_of)
+accepted_payloads = database_sync_to_async(selectors.accepted_payloads)
+accept_conversation = database_sync_to_async(services.accept_conversation)
+close_conversation = database_sync_to_async(services.close_conversation)
+transfer_conversation = database_sync_to_async(services.transfer_conversation)
+librarian_messages_after = database_sync_to_async(services.librarian_messages_after)
+desk_heard = database_sync_to_async(services.desk_heard)
+desk_left = database_sync_to_async(services.desk_left)
+reroute_unstaffed = database_sync_to_async(services.reroute_unstaffed)
+
+
+class RefdeskConsumer(AsyncJsonWebsocketConsumer):
+    """Turns oversized, non-JSON or refused frames into error frames; never closes
+    the socket for them, as PROTOCOL.md requires."""
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > protocol.MAX_SOCKET_FRAME_BYTES:
+            await self.close(code=CLOSE_TOO_BIG)
+            return
+        content: dict = {}
+        try:
+            content = protocol.decode_frame(text_data, bytes_data)
+            await self.on_frame(content)
+        except RefdeskError as error:
+            await self.send_json(
+                protocol.error(
+                    error.code,
+                    error.detail,
+                    conversation=_context(content, "conversation"),
+                    client_id=_context(content, "client_id"),
+                )
+            )
+
+    async def send_json(self, content, close=False):
+        try:
+            await super().send_json(content, close=close)
+        except OSError:
+            # The client is closing; its disconnect event still arrives
+            # (STACK-NOTES.md: an exception here would end the consumer silently).
+            logger.debug("dropped a frame to a closing socket")
+
+    async def refuse(self, code: int) -> None:
+        """Complete the handshake, then close, so the client sees the code."""
+        await self.accept()
+        await self.close(code=code)
+
+    async def on_frame(self, content: dict) -> None:
+        raise NotImplementedError
+
+
+def _context(content: dict, key: str) -> str | None:
+    value = content.get(key) if isinstance(content, dict) else None
+    return value if isinstance(value, str) and len(value) <= 100 else None
+
+
+class PatronConsumer(RefdeskConsumer):
+    """`/ws/chat/{id}/?token=…&after_seq=N`: the patron's side of one conversation."""
+
+    conversation_id: UUID
+    joined = False
+
+    async def connect(self):
+        self.conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
+        query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
+        try:
+            services.check_patron_token(
+                conversation_id=self.conversation_id, token=(query.get("token") or [""])[0]
+            )
+            conversation = await get_conversation(self.conversation_id)
+        except Forbidden:
+            await self.refuse(CLOSE_FORBIDDEN)
+            return
+        except RefdeskError:
+            await self.refuse(CLOSE_UNAUTHENTICATED)
+            return
+        try:
+            after_seq = max(0, int((query.get("after_seq") or ["0"])[0]))
+        except ValueError:
+            after_seq = 0
+        self.librarian_id = conversation.librarian_id
+        # Join before reading history, so nothing stored in between is missed.
+        await self.channel_layer.group_add(
+            events.conversation_group(self.conversation_id), self.channel_name
+        )
+        self.joined = True
+        await self.accept()
+        await patron_connected(conversation_id=self.conversation_id)
+        await self.send_history(after_seq)
+
+    async def send_history(self, after_seq: int) -> int:
+        conversation = await get_conversation(self.conversation_id)
+        await self.send_json(await patron_status(conversation))
+        last_seq = after_seq
+        for frame in await messages_after(self.conversation_id, after_seq):
+            await self.send_json(frame)
+            last_seq = frame["seq"]
+        return last_seq
+
+    async def disconnect(self, code):
+        if self.joined:
+            await self.channel_layer.group_discard(
+                events.conversation_group(self.conversation_id), self.channel_name
+            )
+            await patron_disconnected(conversation_id=self.conversation_id)
+
+    async def on_frame(self, content: dict) -> None:
+        match protocol.parse_patron_frame(content):
+            case protocol.SendMessage(body=body, client_id=client_id):
+                message, stored = await post_message(
+                    conversation_id=self.conversation_id,
+                    sender=Sender.PATRON,
+                    body=body,
+                    client_id=client_id,
+                )
+                if not stored:  # a retry: the stored message is the acknowledgement
+                    await self.send_json(protocol.message(message))
+            case protocol.Typing():
+                for group in await typing_target(conversation_id=self.conversation_id):
+                    await self.channel_layer.group_send(
+                        group,
+                        {
+                            "type": "desk.typing",
+                            "conversation": str(self.conversation_id),
+                            "sender": "patron",
+                        },
+                    )
+            case protocol.Resume(after_seq=after_seq):
+                last_seq = await self.send_history(after_seq)
+                await self.send_json({"type": "resumed", "last_seq": last_seq})
+            case protocol.Close():
+                await patron_close(conversation_id=self.conversation_id)
+
+    async def conversation_message(self, event):
+        await self.send_json(event["message"])
+
+    async def conversation_status(self, event):
+        self.librarian_id = event.get("librarian_id")
+        await self.send_json(event["status"])
+
+    async def conversation_typing(self, event):
+        await self.send_json({"type": "typing", "sender": event["sender"]})
+
+
+class DeskConsumer(RefdeskConsumer):
+    """`/ws/desk/`: a librarian's queue, presence and chats (Django session)."""
+
+    librarian = None
+    groups_joined: tuple[str, ...] = ()
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.refuse(CLOSE_UNAUTHENTICATED)
+            return
+        self.librarian = await librarian_for_desk(user.pk)
+        if self.librarian is None:
+            await self.refuse(CLOSE_FORBIDDEN)
+            return
+        session = self.scope.get("session")
+        groups = [
+            events.library_desks_group(self.librarian.library_id),
+            events.librarian_desks_group(self.librarian.pk),
+        ]
+        if session is not None and session.session_key:
+            groups.append(events.session_desks_group(session.session_key))
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined = tuple(groups)
+        self.in_view: set[str] = set()
+        self.available = True
+        self.last_heard = 0.0
+        await self.accept()
+        await self.heard(force=True)
+        await self.send_presence()
+        await self.send_queue()
+        owned = await active_conversations_of(self.librarian.pk)
+        if owned:
+            for frame in await accepted_payloads(owned):
+                await self.send_json(frame)
+
+    async def disconnect(self, code):
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.librarian is not None and self.groups_joined:
+            await desk_left(socket_id=self.channel_name)
+
+    async def heard(self, *, force: bool = False) -> None:
+        """Refresh presence, at most once a second per socket."""
+        now = time.monotonic()
+        if force or now - self.last_heard >= 1.0:
+            self.last_heard = now
+            await desk_heard(
+                librarian=self.librarian, socket_id=self.channel_name, available=self.available
+            )
+
+    async def send_presence(self) -> None:
+        timeout = settings.REFDESK_PRESENCE_TIMEOUT.total_seconds()
+        await self.send_json(
+            {
+                "type": "presence",
+                "status": "available" if self.available else "away",
+                "heartbeat_seconds": max(1, min(10, int(timeout // 3))),
+            }
+        )
+
+    async def send_queue(self) -> None:
+        items = await queue_for_library(self.librarian.library)
+        self.in_view = {item["id"] for item in items}
+        await self.send_json({"type": "queue", "conversations": items})
+
+    async def on_frame(self, content: dict) -> None:
+        frame = protocol.parse_desk_frame(content)
+        match frame:
+            case protocol.Heartbeat():
+                await self.heard(force=True)
+                return
+            case protocol.SetPresence(status=status):
+                self.available = status == "available"
+                await self.heard(force=True)
+                await self.send_presence()
+                if self.available:
+                    await self.send_queue()
+                else:
+                    await reroute_unstaffed()
+                return
+        await self.heard()
+        match frame:
+            case protocol.Accept(conversation=conversation_id):
+                await accept_conversation(
+                    conversation_id=conversation_id, librarian=self.librarian
+                )
+            case protocol.SendMessage(body=body, client_id=client_id, conversation=cid):
+                message, stored = await post_message(
+                    conversation_id=cid,
+                    sender=Sender.LIBRARIAN,
+                    body=body,
+                    client_id=client_id,
+                    librarian=self.librarian,
+                )
+                if not stored:
+                    await self.send_json(protocol.desk_message(protocol.message(message), cid))
+            case protocol.Typing(conversation=cid):
+                for group in await typing_target(conversation_id=cid, librarian=self.librarian):
+                    await self.channel_layer.group_send(
+                        group, {"type": "conversation.typing", "sender": "librarian"}
+                    )
+            case protocol.Resume(conversation=cid, after_seq=after_seq):
+                frames = await librarian_messages_after(
+                    conversation_id=cid, librarian=self.librarian, after_seq=after_seq
+                )
+                for message in frames:
+                    await self.send_json(message)
+                last_seq = frames[-1]["seq"] if frames else after_seq
+                await self.send_json(
+                    {"type": "resumed", "conversation": str(cid), "last_seq": last_seq}
+                )
+            case protocol.Transfer(conversation=cid, to_library=slug, note=note):
+                await transfer_conversation(
+                    conversation_id=cid, librarian=self.librarian, to_library=slug, note=note
+                )
+            case protocol.Close(conversation=cid, outcome=outcome, note=note, tags=tags):
+                await close_conversation(
+                    conversation_id=cid,
+                    librarian=self.librarian,
+                    outcome=outcome,
+                    note=note,
+                    tags=tags,
+                )
+
+    # Layer events
+    async def queue_offer(self, event):
+        self.in_view.add(event["conversation"]["id"])
+        await self.send_json({"type": "offer", "conversation": event["conversation"]})
+
+    async def queue_withdraw(self, event):
+        if event["conversation"] in self.in_view:
+            self.in_view.discard(event["conversation"])
+            await self.send_json(
+                {"type": "withdraw", "conversation": event["conversation"], "reason": event["reason"]}
+            )
+
+    async def desk_accepted(self, event):
+        await self.send_json(event["frame"])
+
+    async def conversation_message(self, event):
+        await self.send_json(protocol.desk_message(event["message"], event["conversation"]))
+
+    async def desk_typing(self, event):
+        await self.send_json(
+            {"type": "typing", "conversation": event["conversation"], "sender": event["sender"]}
+        )
+
+    async def desk_closed(self, event):
+        await self.send_json(
+            {"type": "closed", "conversation": event["conversation"], "by": event["by"]}
+        )
+
+    async def desk_signed_off(self, event):
+        self.available = False
+        await self.heard(force=True)
+        await self.send_presence()
+
+    async def session_logout(self, event):
+        await self.close(code=CLOSE_UNAUTHENTICATED)
+

@@ -1,0 +1,322 @@
+"""Reads for the chat: conversations, history, desk queues, the staffing snapshot."""
+
+import statistics
+from datetime import datetime, timedelta
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.utils import timezone
+
+from chat import policy, protocol
+from chat.exceptions import ConversationNotFound
+from chat.models import (
+    Conversation,
+    ConversationStatus,
+    ConversationStep,
+    Message,
+    QueueStep,
+)
+from libraries import hours, presence
+from libraries.models import Closure, Librarian, Library, SpecialHours
+from libraries.rendering import render_markdown
+from libraries.selectors import library_hours
+
+
+def get_conversation(conversation_id: UUID) -> Conversation:
+    try:
+        return Conversation.objects.select_related(
+            "origin_library", "queue_library", "answering_library", "librarian"
+        ).get(pk=conversation_id)
+    except Conversation.DoesNotExist:
+        raise ConversationNotFound("no such conversation") from None
+
+
+def messages_after(conversation_id: UUID, after_seq: int = 0) -> list[dict]:
+    """Stored messages with `seq > after_seq`, oldest first, in the patron shape."""
+    rows = Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq).order_by(
+        "seq"
+    )
+    return [protocol.message(row) for row in rows]
+
+
+def desk_messages_after(conversation_id: UUID, after_seq: int = 0) -> list[dict]:
+    return [
+        protocol.desk_message(m, conversation_id)
+        for m in messages_after(conversation_id, after_seq)
+    ]
+
+
+def library_slugs() -> dict[int, str]:
+    return dict(Library.objects.values_list("id", "slug"))
+
+
+def _question() -> Subquery:
+    return Subquery(
+        Message.objects.filter(conversation=OuterRef("pk"), seq=1).values("body")[:1]
+    )
+
+
+def queue_for_library(library: Library) -> list[dict]:
+    """Every waiting chat a librarian of `library` may accept, oldest first.
+
+    Its own library's local queue, chats offered to it as a partner, and all
+    overflow when it takes overflow; the queue library keeps seeing its chats.
+    """
+    visible = Q(queue_library=library) | Q(
+        queue=QueueStep.PARTNER, queue_library__partners=library
+    )
+    if library.takes_overflow:
+        visible |= Q(queue=QueueStep.OVERFLOW)
+    rows = (
+        Conversation.objects.filter(visible, status=ConversationStatus.WAITING)
+        .annotate(question=_question())
+        .order_by("created_at")
+        .distinct()
+    )
+    slugs = library_slugs()
+    return [protocol.queue_item(row, question=row.question or "", slugs=slugs) for row in rows]
+
+
+def eligible_library_ids(conversation: Conversation) -> set[int]:
+    """Libraries whose librarians see a waiting chat and may accept it."""
+    if conversation.status != ConversationStatus.WAITING:
+        return set()
+    queue_library_id = conversation.queue_library_id
+    match conversation.queue:
+        case QueueStep.LOCAL:
+            return {queue_library_id}
+        case QueueStep.PARTNER:
+            partners = Library.objects.filter(
+                partner_of=queue_library_id, takes_overflow=True
+            ).values_list("id", flat=True)
+            return {queue_library_id, *partners}
+        case QueueStep.OVERFLOW:
+            takers = Library.objects.filter(takes_overflow=True).values_list("id", flat=True)
+            return {queue_library_id, *takers}
+    return set()
+
+
+def active_conversations_of(librarian_id: int) -> list[Conversation]:
+    return list(
+        Conversation.objects.filter(librarian_id=librarian_id, status=ConversationStatus.ACTIVE)
+        .select_related("origin_library", "home_library")
+        .order_by("accepted_at")
+    )
+
+
+def local_info(library: Library) -> dict:
+    """The staff-only local info card of a library, sections rendered and sanitised."""
+    today = timezone.now().astimezone(ZoneInfo(library.timezone)).date()
+    spans = hours.hours_on(library_hours(library), today)
+    return {
+        "library": protocol.library_ref(library),
+        "verified_at": protocol.iso(library.local_info_verified_at),
+        "hours_today": [
+            {"opens": protocol.iso(s.opens), "closes": protocol.iso(s.closes)} for s in spans
+        ],
+        "sections": [
+            {"title": s.title, "kind": s.kind, "body_html": str(render_markdown(s.body))}
+            for s in library.local_info.all()
+        ],
+    }
+
+
+def _card_libraries(ids: list[int]) -> dict[int, Library]:
+    return {
+        lib.id: lib
+        for lib in Library.objects.filter(pk__in=ids).prefetch_related(
+            "local_info", "weekly_hours", "special_hours", "closures"
+        )
+    }
+
+
+def accepted_payloads(conversations: list[Conversation]) -> list[dict]:
+    """The `accepted` frame for each conversation (history, patron, local info)."""
+    ids = {c.origin_library_id for c in conversations} | {
+        c.home_library_id for c in conversations if c.home_library_id
+    }
+    cards = _card_libraries(sorted(ids))
+    rendered = {lib_id: local_info(lib) for lib_id, lib in cards.items()}
+    history: dict[UUID, list[dict]] = {c.id: [] for c in conversations}
+    for row in Message.objects.filter(conversation__in=conversations).order_by(
+        "conversation", "seq"
+    ):
+        history[row.conversation_id].append(
+            protocol.desk_message(protocol.message(row), row.conversation_id)
+        )
+    slugs = {lib.id: lib.slug for lib in cards.values()}
+    frames = []
+    for c in conversations:
+        frame = {
+            "type": "accepted",
+            "conversation": str(c.id),
+            "history": history[c.id],
+            "patron": {
+                "name": c.patron_name,
+                "home_library": slugs.get(c.home_library_id) or c.declared_home_library,
+                "postal_code": c.postal_code,
+                "in_area": c.is_in_area,
+            },
+            "origin_library": protocol.library_ref(cards[c.origin_library_id]),
+            "local_info": rendered[c.origin_library_id],
+        }
+        if c.home_library_id and c.home_library_id != c.origin_library_id:
+            frame["home_local_info"] = rendered[c.home_library_id]
+        frames.append(frame)
+    return frames
+
+
+def librarian_for_desk(user_id: int) -> Librarian | None:
+    return (
+        Librarian.objects.select_related("library", "user")
+        .filter(user_id=user_id, user__is_active=True, library__isnull=False)
+        .first()
+    )
+
+
+# Staffing
+# ----------------------------------------------------------------------
+def _calendar_libraries(today: datetime) -> list[Library]:
+    recent = today.date() - timedelta(days=2)
+    return list(
+        Library.objects.prefetch_related(
+            "weekly_hours",
+            Prefetch("special_hours", queryset=SpecialHours.objects.filter(day__gte=recent)),
+            Prefetch("closures", queryset=Closure.objects.filter(last__gte=recent)),
+            Prefetch("partners", queryset=Library.objects.only("id")),
+        )
+    )
+
+
+def staffing_snapshot(
+    *, now: datetime, libraries: list[Library] | None = None
+) -> dict[int, policy.LibraryStaffing]:
+    """Per library: open now?, available librarians, their open chats, its settings.
+
+    A fixed number of queries (libraries with calendars and partners, open
+    chats per library) and one presence read, however many libraries.
+    """
+    available = presence.available_librarians()
+    librarian_ids = set().union(*available.values()) if available else set()
+    open_chats = dict(
+        Conversation.objects.filter(
+            status=ConversationStatus.ACTIVE, librarian_id__in=librarian_ids
+        )
+        .values_list("librarian__library_id")
+        .annotate(n=Count("id"))
+        .values_list("librarian__library_id", "n")
+    )
+    local_default = settings.REFDESK_LOCAL_WAIT
+    snapshot = {}
+    for library in libraries if libraries is not None else _calendar_libraries(now):
+        local_wait = (
+            timedelta(seconds=library.local_wait_seconds)
+            if library.local_wait_seconds is not None
+            else local_default
+        )
+        partner_wait = (
+            timedelta(seconds=library.partner_wait_seconds)
+            if library.partner_wait_seconds is not None
+            else local_default
+        )
+        snapshot[library.id] = policy.LibraryStaffing(
+            library_id=library.id,
+            is_open=hours.is_open(library_hours(library), now),
+            available_librarians=len(available.get(library.id, ())),
+            open_chats=open_chats.get(library.id, 0),
+            chats_per_librarian=library.chats_per_librarian,
+            takes_overflow=library.takes_overflow,
+            sends_overflow=library.sends_overflow,
+            partner_ids=tuple(sorted(p.id for p in library.partners.all())),
+            local_wait=local_wait,
+            partner_wait=partner_wait,
+        )
+    return snapshot
+
+
+def estimated_wait_seconds(*, step: str, now: datetime) -> int:
+    """The median of recent waits at this step that ended with an accept.
+
+    With no recent accepts the estimate is the step's wait, the longest a chat
+    stays there before moving on.
+    """
+    since = now - timedelta(hours=6)
+    waits = [
+        (left - entered).total_seconds()
+        for entered, left in ConversationStep.objects.filter(
+            step=step, left_because="accepted", entered_at__gte=since
+        )
+        .order_by("-entered_at")
+        .values_list("entered_at", "left_at")[:50]
+    ]
+    if waits:
+        return max(5, round(statistics.median(waits)))
+    fallback = (
+        settings.REFDESK_OVERFLOW_WAIT if step == QueueStep.OVERFLOW else settings.REFDESK_LOCAL_WAIT
+    )
+    return round(fallback.total_seconds())
+
+
+def due_conversation_ids(*, now: datetime, limit: int = 100) -> list[UUID]:
+    return list(
+        Conversation.objects.filter(status=ConversationStatus.WAITING, escalate_at__lte=now)
+        .order_by("escalate_at")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def waiting_conversations() -> list[Conversation]:
+    return list(
+        Conversation.objects.filter(status=ConversationStatus.WAITING).only(
+            "id", "queue", "queue_library_id", "offered_library_ids", "origin_library_id",
+            "home_library_id",
+        )
+    )
+
+
+def abandoned_candidates(*, now: datetime) -> list[UUID]:
+    """Waiting chats with no patron socket for the abandon period."""
+    cutoff = now - settings.REFDESK_ABANDON_AFTER
+    return list(
+        Conversation.objects.filter(
+            status=ConversationStatus.WAITING, patron_sockets=0, patron_seen_at__lte=cutoff
+        ).values_list("id", flat=True)[:100]
+    )
+
+
+def library_list() -> list[dict]:
+    return [
+        {"slug": lib.slug, "name": lib.name, "timezone": lib.timezone, "website": lib.website}
+        for lib in Library.objects.order_by("name")
+    ]
+
+
+def library_status(library: Library, *, now: datetime) -> dict:
+    """What a patron's widget shows before they ask: can a chat be answered now?"""
+    libraries = _calendar_libraries(now)
+    staffing = staffing_snapshot(now=now, libraries=libraries)
+    route = policy.route_chat(
+        chat=policy.ChatFacts(origin_id=library.id),
+        staffing=staffing,
+        after=None,
+        overflow_wait=settings.REFDESK_OVERFLOW_WAIT,
+        now=now,
+    )
+    available = route.step != "offline"
+    local = staffing.get(library.id)
+    today = now.astimezone(ZoneInfo(library.timezone)).date()
+    calendar = next(lib for lib in libraries if lib.id == library.id)
+    return {
+        "slug": library.slug,
+        "chat_available": available,
+        "staffed_locally": bool(local and local.is_staffed),
+        "estimated_wait_seconds": (
+            estimated_wait_seconds(step=route.step, now=now) if available else None
+        ),
+        "hours_today": [
+            {"opens": protocol.iso(s.opens), "closes": protocol.iso(s.closes)}
+            for s in hours.hours_on(library_hours(calendar), today)
+        ],
+    }
