@@ -19,12 +19,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
+# pip warns about this machine's pip configuration on every package: drop only that.
+PIP_QUIET_STDERR := 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
 PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check
 
 # The first Python >= 3.12 that actually runs. Candidates are run, not just
 # looked up: pyenv's shims for python3.12/python3.13 are on PATH but fail when
 # pyenv's global version is older, so pyenv's own interpreters come last.
-PYENV_ROOT_DIR = $(shell pyenv root 2>/dev/null)
+PYENV_ROOT_DIR = $(or $(shell pyenv root 2>/dev/null),$(PYENV_ROOT),$(wildcard $(HOME)/.pyenv))
 PYTHON_CANDIDATES = python3.13 python3.12 python3 \
 	$(if $(PYENV_ROOT_DIR),$(sort $(wildcard $(PYENV_ROOT_DIR)/versions/3.13*/bin/python3.13)) \
 	$(sort $(wildcard $(PYENV_ROOT_DIR)/versions/3.12*/bin/python3.12)))
@@ -68,13 +70,13 @@ endef
 $(RUNTIME_STAMP): requirements.txt | $(PY)
 	$(CHECK_VENV_PYTHON)
 	@echo "Installing requirements.txt into $(VENV)"
-	@$(PIP_INSTALL) -r requirements.txt
+	@$(PIP_INSTALL) -r requirements.txt $(PIP_QUIET_STDERR)
 	@touch $@
 
 $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 	$(CHECK_VENV_PYTHON)
 	@echo "Installing requirements-dev.txt into $(VENV)"
-	@$(PIP_INSTALL) -r requirements-dev.txt
+	@$(PIP_INSTALL) -r requirements-dev.txt $(PIP_QUIET_STDERR)
 	@touch $@ $(RUNTIME_STAMP)
 
 venv: $(RUNTIME_STAMP)

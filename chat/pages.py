@@ -6,7 +6,6 @@ happens in the browser against the JSON API and the WebSockets (PROTOCOL.md).
 
 import hashlib
 import re
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -74,21 +73,18 @@ def brand_colors(color: str) -> tuple[str, str]:
 
 
 def frame_origins(library: Library) -> list[str]:
-    """Origins allowed to frame the library's widget: its website and widget origins."""
-    candidates = []
-    if library.website:
-        parts = urlsplit(library.website)
-        if parts.scheme and parts.netloc:
-            candidates.append(f"{parts.scheme}://{parts.netloc}".lower())
-    candidates += [o.origin.lower() for o in library.widget_origins.all()]
-    origins: list[str] = []
-    for origin in candidates:
+    """Origins allowed to frame the library's widget: its website and widget origins.
+
+    The same list that CORS uses (`widget_origins`); anything that is not a
+    plain origin is left out rather than written into a header.
+    """
+    origins = []
+    for origin in sorted(library_selectors.widget_origins(slug=library.slug)):
         try:
             validate_origin(origin)
         except ValidationError:
             continue
-        if origin not in origins:
-            origins.append(origin)
+        origins.append(origin)
     return origins
 
 
@@ -130,13 +126,15 @@ def home_page(request: HttpRequest) -> HttpResponse:
 @require_safe
 def ask_page(request: HttpRequest, slug: str) -> HttpResponse:
     library = _library_or_404(slug)
-    return render(request, "chat/ask.html", _patron_context(request, library, embedded=False))
+    return render(
+        request, "chat/ask.html", _patron_context(request, library, embedded=False)
+    )
 
 
 @require_safe
 @xframe_options_exempt
 def widget_panel(request: HttpRequest, slug: str) -> HttpResponse:
-    """The patron UI inside the loader's iframe, framable only by the library's origins."""
+    """The patron UI in the loader's iframe, framable only by the library's origins."""
     library = _library_or_404(slug)
     response = render(
         request, "chat/ask.html", _patron_context(request, library, embedded=True)
@@ -203,7 +201,10 @@ def desk_page(request: HttpRequest) -> HttpResponse:
     librarian = library_selectors.librarian_for(request.user)
     if librarian is None or librarian.library_id is None:
         return render(
-            request, "chat/desk.html", {**consortium(request), "forbidden": True}, status=403
+            request,
+            "chat/desk.html",
+            {**consortium(request), "forbidden": True},
+            status=403,
         )
     libraries = Library.objects.order_by("name").only("slug", "name")
     return render(
@@ -214,10 +215,16 @@ def desk_page(request: HttpRequest) -> HttpResponse:
             "librarian": librarian,
             "desk_config": {
                 "librarian": librarian.display_name,
-                "library": {"slug": librarian.library.slug, "name": librarian.library.name},
-                "libraries": [{"slug": lib.slug, "name": lib.name} for lib in libraries],
+                "library": {
+                    "slug": librarian.library.slug,
+                    "name": librarian.library.name,
+                },
+                "libraries": [
+                    {"slug": lib.slug, "name": lib.name} for lib in libraries
+                ],
                 "outcomes": [
-                    {"value": o.value, "label": capfirst(str(o.label))} for o in CLOSE_OUTCOMES
+                    {"value": o.value, "label": capfirst(str(o.label))}
+                    for o in CLOSE_OUTCOMES
                 ],
                 "socket": "/ws/desk/",
             },

@@ -132,7 +132,7 @@ def route_chat(
         return OFFLINE
     remaining = LADDER[: LADDER.index("offline")]
     if after is not None:
-        remaining = remaining[LADDER.index(after) + 1 :]
+        remaining = remaining[LADDER.index(after) :]
     for step in remaining:
         route = _try_step(
             step,
@@ -256,7 +256,7 @@ def _takers(
     }
     ordered = sorted(
         takers.values(),
-        key=lambda c: (c.library_id != home_id, c.load),
+        key=lambda c: (c.library_id != home_id, c.load, c.library_id),
     )
     return tuple(c.library_id for c in ordered)
 

@@ -494,12 +494,22 @@ def _seed_library(demo: DemoLibrary, *, today: date) -> tuple[Library, str]:
         LocalInfoSection(library=library, kind=kind, title=title, body=body, position=i)
         for i, (kind, title, body) in enumerate(demo.local_info)
     )
-    return library, (
-        f"library {demo.slug}: created ({demo.name}, {demo.timezone}; "
-        f"{len(demo.weekly)} weekly spans, {len(demo.special)} special days, "
-        f"{len(closures)} closures, "
-        f"{len(areas)} service areas, "
-        f"{len(demo.local_info)} local info sections)"
+    counts = ", ".join(
+        f"{count} {noun}"
+        for count, noun in [
+            (len(demo.weekly), "weekly spans"),
+            (
+                len(demo.special),
+                "special days" if len(demo.special) > 1 else "special day",
+            ),
+            (len(closures), "closures"),
+            (len(areas), "service areas"),
+            (len(demo.local_info), "local info sections"),
+        ]
+    )
+    return (
+        library,
+        f"library {demo.slug}: created ({demo.name}, {demo.timezone}; {counts})",
     )
 
 

@@ -75,6 +75,10 @@ class ScopedFormMixin:
             ]
 
 
+def _sentence(message: str) -> str:
+    return message.rstrip(".") + "."
+
+
 # Libraries
 # ----------------------------------------------------------------------
 
@@ -124,11 +128,19 @@ def normalise_origin(value: str) -> str:
     value = value.strip()
     try:
         parts = urlsplit(value)
-        port = parts.port
     except ValueError:
         return value  # the model's validator explains the expected form
     if not parts.scheme or not parts.netloc:
         return value
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValidationError(
+            f"The port must be a number from 1 to 65535, {ORIGIN_EXAMPLE}.",
+            code="invalid_origin_port",
+        )
     rest = value[len(f"{parts.scheme}://{parts.netloc}") :]
     if rest == "/":
         raise ValidationError(
@@ -177,7 +189,7 @@ class _SpanForm(forms.ModelForm):
         opens, closes = cleaned.get("opens"), cleaned.get("closes")
         if opens is not None and closes is not None and opens == closes:
             for message in hours.validate_spans([(opens, closes)]):
-                self.add_error("closes", message)
+                self.add_error("closes", _sentence(message))
         return cleaned
 
 
@@ -219,7 +231,7 @@ class _SpansFormSet(BaseInlineFormSet):
             if key is not None and opens is not None and closes is not None:
                 groups[key].append((opens, closes))
         errors = [
-            ValidationError(f"{self.group_label(key)}: {message}.", code="overlap")
+            ValidationError(f"{self.group_label(key)}: {_sentence(message)}")
             for key in sorted(groups)
             for message in hours.validate_spans(groups[key])
         ]

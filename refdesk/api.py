@@ -94,7 +94,7 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         raise TooLarge("the request body is over 64 KiB") from None
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # too deep nests recurse
         raise MalformedJson("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise MalformedJson("the body must be a JSON object")

@@ -213,15 +213,26 @@ CELERY_BEAT_SCHEDULE = {
 
 # Email
 # ----------------------------------------------------------------------
-_email = dj_email_url.parse(os.environ.get("EMAIL_URL", "console:"))
-EMAIL_BACKEND = _email["EMAIL_BACKEND"]
-EMAIL_HOST = _email["EMAIL_HOST"]
-EMAIL_PORT = _email["EMAIL_PORT"]
-EMAIL_HOST_USER = _email["EMAIL_HOST_USER"]
-EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"]
-EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
-EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
-EMAIL_TIMEOUT = 20
+# EMAIL_URL, e.g. smtp://user:pass@host:587 or smtp+tls://…; unset prints mail
+# to the console. Django 6.1's MAILERS replaces the EMAIL_* settings.
+_email = dj_email_url.parse(os.environ.get("EMAIL_URL", "console://"))
+if _email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
+    MAILERS = {
+        "default": {
+            "BACKEND": _email["EMAIL_BACKEND"],
+            "OPTIONS": {
+                "host": _email["EMAIL_HOST"],
+                "port": _email["EMAIL_PORT"] or None,
+                "username": _email["EMAIL_HOST_USER"] or None,
+                "password": _email["EMAIL_HOST_PASSWORD"] or None,
+                "use_tls": bool(_email["EMAIL_USE_TLS"]),
+                "use_ssl": bool(_email["EMAIL_USE_SSL"]),
+                "timeout": 20,
+            },
+        }
+    }
+else:
+    MAILERS = {"default": {"BACKEND": _email["EMAIL_BACKEND"]}}
 REFDESK_MAIL_DOMAIN = os.environ.get("REFDESK_MAIL_DOMAIN", "refdesk.localhost")
 DEFAULT_FROM_EMAIL = os.environ.get(
     "DJANGO_DEFAULT_FROM_EMAIL", f"refdesk <noreply@{REFDESK_MAIL_DOMAIN}>"

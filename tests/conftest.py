@@ -49,6 +49,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 _counter = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(request, settings):
+    """PBKDF2 costs half a second a user; tests that only need users skip it.
+
+    Browser tests log in against a separate server process that keeps the
+    production hashers, so they keep them too.
+    """
+    if "browser" not in request.keywords:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_library(db) -> Callable[..., Library]:
     def make(slug: str = "springfield", **fields) -> Library:

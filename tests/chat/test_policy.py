@@ -616,6 +616,19 @@ def test_same_input_same_route_whatever_the_order(case, after, data):
 
 
 @PROPERTY_SETTINGS
+@given(consortia(), AFTER)
+def test_offers_home_first_then_least_loaded_then_lowest_id(case, after):
+    libraries, chat = case
+
+    chosen = route(libraries, chat, after)
+
+    others = [i for i in chosen.library_ids if i != chat.origin_id]
+    preference = [(i != chat.home_id, libraries[i].load, i) for i in others]
+    assert preference == sorted(preference)
+    assert chat.origin_id not in chosen.library_ids[:-1] or chosen.step == "local"
+
+
+@PROPERTY_SETTINGS
 @given(consortia())
 def test_new_chat_is_never_offline_while_someone_can_take_it(case):
     libraries, chat = case

@@ -12,6 +12,15 @@ from refdesk.errors import Forbidden, StateConflict, ValidationFailed
 NOW = datetime(2026, 3, 9, 15, 30, tzinfo=UTC)
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """PBKDF2 costs ~0.5 s a user; these tests are about roles, not hashing.
+
+    TODO(#2): move to tests/conftest.py for the whole suite.
+    """
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def reload(librarian: Librarian) -> Librarian:
     return Librarian.objects.select_related("user").get(pk=librarian.pk)
 
@@ -239,7 +248,9 @@ def test_unknown_role_is_refused(springfield, make_librarian):
     lisa = make_librarian(springfield)
 
     with pytest.raises(ValidationFailed):
-        services.set_librarian_role(librarian=lisa, role="wizard", acting_user=admin.user)
+        services.set_librarian_role(
+            librarian=lisa, role="wizard", acting_user=admin.user
+        )
 
 
 # mark_local_info_verified
@@ -288,8 +299,12 @@ def test_nobody_verifies_another_librarys_local_info(
     [
         pytest.param(ServiceAreaKind.POSTAL_CODE, " sw1a 1aa ", "SW1A1AA", id="uk"),
         pytest.param(ServiceAreaKind.POSTAL_CODE, "62701", "62701", id="zip"),
-        pytest.param(ServiceAreaKind.PLACE, "  North   Haverbrook ", "North Haverbrook"),
-        pytest.param(ServiceAreaKind.PLACE, "Springfield\tHeights", "Springfield Heights"),
+        pytest.param(
+            ServiceAreaKind.PLACE, "  North   Haverbrook ", "North Haverbrook"
+        ),
+        pytest.param(
+            ServiceAreaKind.PLACE, "Springfield\tHeights", "Springfield Heights"
+        ),
     ],
 )
 def test_add_service_area_normalises_the_value(springfield, kind, value, stored):
