@@ -132,7 +132,7 @@ def route_chat(
         return OFFLINE
     remaining = LADDER[: LADDER.index("offline")]
     if after is not None:
-        remaining = remaining[LADDER.index(after) :]
+        remaining = remaining[LADDER.index(after) + 1 :]
     for step in remaining:
         route = _try_step(
             step,
@@ -229,7 +229,6 @@ def _local(
         home = staffing.get(chat.home_id) if chat.home_id is not None else None
         if not (
             home is not None
-            and home.library_id != origin.library_id
             and home.is_staffed
             and home.takes_overflow
             and origin.sends_overflow

@@ -64,10 +64,9 @@ def queue_for_library(library: Library) -> list[dict]:
     Its own library's local queue, chats offered to it as a partner, and all
     overflow when it takes overflow; the queue library keeps seeing its chats.
     """
-    visible = Q(queue_library=library) | Q(
-        queue=QueueStep.PARTNER, queue_library__partners=library
-    )
+    visible = Q(queue_library=library)
     if library.takes_overflow:
+        visible |= Q(queue=QueueStep.PARTNER, queue_library__partners=library)
         visible |= Q(queue=QueueStep.OVERFLOW)
     rows = (
         Conversation.objects.filter(visible, status=ConversationStatus.WAITING)

@@ -370,7 +370,7 @@ def post_message(
                 seq=seq,
                 sender=sender,
                 librarian=librarian,
-                name=name or (librarian.display_name if librarian else patron_name),
+                name=name or (librarian.display_name if librarian else "" if sender == Sender.SYSTEM else patron_name),
                 body=body,
                 client_id=client_id,
                 sent_at=now,

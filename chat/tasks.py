@@ -3,6 +3,7 @@
 from uuid import UUID
 
 from celery import shared_task
+from django.utils import timezone
 
 from chat import selectors, services
 
@@ -15,10 +16,11 @@ def escalate_conversation(conversation_id: str) -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def sweep_due_conversations() -> None:
     """Every few seconds: overdue steps, silent desks, patrons who left."""
-    services.sweep_due_conversations()
-    services.expire_silent_desks()
-    for conversation_id in selectors.abandoned_candidates():
-        services.abandon_if_gone(conversation_id=conversation_id)
+    now = timezone.now()
+    services.sweep_due_conversations(now=now)
+    services.expire_silent_desks(now=now)
+    for conversation_id in selectors.abandoned_candidates(now=now):
+        services.abandon_if_gone(conversation_id=conversation_id, now=now)
 
 
 @shared_task(acks_late=True, ignore_result=True)

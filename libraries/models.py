@@ -4,7 +4,7 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
@@ -72,12 +72,12 @@ class Library(models.Model):
         default=True, help_text="This library answers other members' chats."
     )
     local_wait_seconds = models.PositiveIntegerField(
-        null=True, blank=True,
+        null=True, blank=True, validators=[MinValueValidator(1)],
         help_text="How long a chat waits for this library before moving on; "
         "empty means the consortium default.",
     )
     partner_wait_seconds = models.PositiveIntegerField(
-        null=True, blank=True,
+        null=True, blank=True, validators=[MinValueValidator(1)],
         help_text="How long a chat waits for the partner libraries; "
         "empty means the consortium's local wait.",
     )
@@ -100,6 +100,14 @@ class Library(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(chats_per_librarian__gte=1), name="library_capacity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(local_wait_seconds__isnull=True) | Q(local_wait_seconds__gte=1),
+                name="library_local_wait_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(partner_wait_seconds__isnull=True) | Q(partner_wait_seconds__gte=1),
+                name="library_partner_wait_positive",
             ),
         ]
 

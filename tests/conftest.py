@@ -3,8 +3,12 @@ the real-services guard and the Celery worker."""
 
 import itertools
 import os
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Callable, Iterator
-from datetime import time
+import datetime as dt
 
 import pytest
 from django.conf import settings
@@ -120,7 +124,7 @@ def ogdenville(make_library) -> Library:
 def weekday_hours(db) -> Callable[..., None]:
     """Give a library ordinary weekday hours (Mon–Fri 09:00–17:00) instead of always-open."""
 
-    def give(library: Library, opens: time = time(9), closes: time = time(17)) -> None:
+    def give(library: Library, opens: dt.time = dt.time(9), closes: dt.time = dt.time(17)) -> None:
         library.always_open = False
         library.save(update_fields=["always_open"])
         WeeklyHours.objects.bulk_create(
@@ -131,31 +135,90 @@ def weekday_hours(db) -> Callable[..., None]:
     return give
 
 
-@pytest.fixture(scope="session")
-def celery_worker_session(django_db_setup, django_db_blocker) -> Iterator[object]:
-    """One real Celery worker on the Redis broker for the whole run.
+def test_database_url() -> str:
+    """The URL of the test database pytest-django created, for other processes."""
+    from django.db import connection
 
-    Tasks run in the worker's threads against the test database, so tests that
-    use it need `django_db(transaction=True)` for the worker to see their rows.
-    """
-    from celery.contrib.testing.worker import start_worker
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
-    from refdesk.celery import app
 
-    with (
-        django_db_blocker.unblock(),
-        start_worker(
-            app,
-            pool="threads",
-            concurrency=4,
-            perform_ping_check=False,
-            loglevel="WARNING",
-            shutdown_timeout=30,
-        ) as worker,
-    ):
-        yield worker
+def service_environment(**extra: str) -> dict[str, str]:
+    """Environment for a refdesk process (server, worker) sharing this test run's
+    database, Redis namespace and settings."""
+    env = {**os.environ, "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1"}
+    env.update(extra)
+    return env
+
+
+class CeleryWorkerProcess:
+    """A real `celery worker` process (optionally with beat), as in production."""
+
+    def __init__(self, *, beat: bool, env: dict[str, str], tmp_path):
+        self.beat = beat
+        self.env = env
+        self.tmp_path = tmp_path
+        self.process: subprocess.Popen | None = None
+        self.hostname = f"test-{uuid.uuid4().hex[:8]}@refdesk"
+
+    def start(self) -> "CeleryWorkerProcess":
+        from refdesk.celery import app
+
+        command = [
+            sys.executable, "-m", "celery", "-A", "refdesk", "worker",
+            "--pool", "threads", "--concurrency", "4", "--loglevel", "warning",
+            "--without-heartbeat", "--without-mingle", "--without-gossip",
+            "--hostname", self.hostname,
+        ]
+        if self.beat:
+            command += ["--beat", "--schedule", str(self.tmp_path / "beat-schedule")]
+        self.log = open(self.tmp_path / "celery.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            command, env=self.env, cwd=settings.BASE_DIR, stdout=self.log, stderr=self.log
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.close()
+                raise RuntimeError(f"celery worker exited: see {self.tmp_path / 'celery.log'}")
+            if app.control.ping(destination=[self.hostname], timeout=0.5):
+                return self
+        self.stop(crash=True)
+        raise RuntimeError("celery worker did not answer a ping within 30 s")
+
+    def stop(self, *, crash: bool = False) -> None:
+        if self.process and self.process.poll() is None:
+            if crash:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            self.process.wait(timeout=30)
+        self.log.close()
 
 
 @pytest.fixture
-def celery_worker(celery_worker_session, transactional_db) -> object:
-    return celery_worker_session
+def celery_worker_factory(transactional_db, tmp_path) -> Iterator[Callable[..., CeleryWorkerProcess]]:
+    """Start real Celery worker processes on the Redis broker against the test database.
+
+    Tests that use it need `django_db(transaction=True)` so the worker sees
+    their rows. Every worker started is stopped at the end of the test.
+    """
+    started: list[CeleryWorkerProcess] = []
+
+    def start(*, beat: bool = False, **env: str) -> CeleryWorkerProcess:
+        worker = CeleryWorkerProcess(
+            beat=beat, env=service_environment(**env), tmp_path=tmp_path
+        ).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def celery_worker(celery_worker_factory) -> CeleryWorkerProcess:
+    """One worker with beat, for tests that need timers and sweeps to run."""
+    return celery_worker_factory(beat=True)

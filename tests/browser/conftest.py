@@ -204,6 +204,34 @@ def browser() -> Iterator[Browser]:
             os.environ[ASYNC_UNSAFE] = previous
 
 
+def _wait_for_quiet_database(timeout: float = 10) -> None:
+    """Wait until no other session is inside a transaction on the test database.
+
+    Closing the pages closes their sockets, and the server then updates
+    presence and reroutes chats; the flush that ends a transactional test
+    (TRUNCATE of every table) would deadlock with that work.
+    """
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    quiet_since = None
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+            )
+            busy = cursor.fetchone()[0]
+        now = time.monotonic()
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= 0.5:
+            return
+        time.sleep(0.05)
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:120]
 
@@ -260,5 +288,6 @@ def new_page(
             with contextlib.suppress(Exception):
                 page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
         context.close()
+    _wait_for_quiet_database()
     if failed:
         print(f"--- refdesk server log (tail) ---\n{live_server.log()}")

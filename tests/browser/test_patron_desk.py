@@ -23,17 +23,17 @@ MOBILE = {"width": 390, "height": 844}
 def open_desk(page: Page, librarian: Librarian) -> None:
     """Sign in through /accounts/login/ and wait until the desk socket is live."""
     page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(librarian.user.username)
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Username", exact=True).fill(librarian.user.username)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/desk/")
     expect(page.locator("body")).to_have_attribute("data-desk", "ready")
-    expect(page.get_by_label("Available")).to_be_checked()
+    expect(page.get_by_label("Available", exact=True)).to_be_checked()
 
 
 def ask(page: Page, question: str, *, name: str = "", place: str = "") -> None:
     page.goto("/ask/springfield/")
-    page.get_by_label("Your question").fill(question)
+    page.get_by_label("Your question", exact=True).fill(question)
     if name:
         page.get_by_label("Your name").fill(name)
     if place:
@@ -43,7 +43,9 @@ def ask(page: Page, question: str, *, name: str = "", place: str = "") -> None:
 
 
 def desk_composer(desk: Page):
-    return desk.locator(".chat-panel:not([hidden])").get_by_label("Reply to the patron")
+    return desk.locator(".chat-panel:not([hidden])").get_by_label(
+        "Reply to the patron", exact=True
+    )
 
 
 def real_errors(page: Page) -> list[str]:
@@ -104,8 +106,10 @@ def test_patron_asks_librarian_answers_reload_keeps_history_and_close(
         "Marge"
     )
 
-    patron.get_by_label("Message").fill("Great, thanks!\nDo I need a photo ID?")
-    patron.get_by_label("Message").press("Enter")
+    patron.get_by_label("Message", exact=True).fill(
+        "Great, thanks!\nDo I need a photo ID?"
+    )
+    patron.get_by_label("Message", exact=True).press("Enter")
     expect(panel.locator(".messages")).to_contain_text("Do I need a photo ID?")
     expect(patron.locator("#messages .pending")).to_have_count(0)
     composer.fill("Yes, a photo ID and proof of address.")
@@ -129,7 +133,7 @@ def test_patron_asks_librarian_answers_reload_keeps_history_and_close(
     ]
 
     # The librarian closes with an outcome; the patron sees the end.
-    panel.get_by_label("Outcome").select_option("answered")
+    panel.get_by_label("Outcome", exact=True).select_option("answered")
     panel.get_by_label("Tags").fill("cards, residency")
     panel.get_by_role("button", name="Close chat").click()
     expect(state).to_have_text("This chat has ended. Thank you for asking!")
@@ -156,10 +160,11 @@ def test_widget_on_member_site_opens_by_keyboard_and_waits(
 
     with urllib.request.urlopen(f"{live_server.url}/widget/springfield/") as response:
         policy = response.headers["Content-Security-Policy"]
-        assert (
-            f"frame-ancestors https://www.springfieldlibrary.example {live_server.url}"
-            in (policy)
-        )
+        assert policy.startswith("frame-ancestors ")
+        assert set(policy.split()[1:]) == {
+            "https://www.springfieldlibrary.example",
+            live_server.url,
+        }
         assert response.headers["X-Frame-Options"] is None
     with urllib.request.urlopen(f"{live_server.url}/widget.js") as response:
         assert response.headers["Content-Type"].startswith("text/javascript")
@@ -180,7 +185,7 @@ def test_widget_on_member_site_opens_by_keyboard_and_waits(
     expect(toggle).to_have_attribute("aria-expanded", "true")
 
     panel = site.frame_locator("iframe[title^='Ask a librarian']")
-    question = panel.get_by_label("Your question")
+    question = panel.get_by_label("Your question", exact=True)
     expect(question).to_be_focused()
     site.keyboard.type("Do you have the new Ann Patchett novel?")
     for _ in range(4):  # name, email, home library, then the button
@@ -190,7 +195,7 @@ def test_widget_on_member_site_opens_by_keyboard_and_waits(
     expect(panel.locator("#state-line")).to_contain_text(
         "Waiting for a librarian from our network"
     )
-    expect(panel.get_by_label("Message")).to_be_focused()
+    expect(panel.get_by_label("Message", exact=True)).to_be_focused()
     expect(desk.locator(".queue-item", has_text="Ann Patchett")).to_be_visible()
     screenshot(site, "widget-waiting")
 
@@ -221,8 +226,8 @@ def test_html_in_patron_text_is_shown_as_text_on_the_desk(
     expect(desk.get_by_role("tab")).to_contain_text(name)
 
     message = '<b onmouseover="window.__xss=3">bold</b><script>window.__xss=4</script>'
-    patron.get_by_label("Message").fill(message)
-    patron.get_by_label("Message").press("Enter")
+    patron.get_by_label("Message", exact=True).fill(message)
+    patron.get_by_label("Message", exact=True).press("Enter")
     expect(panel.locator(".messages")).to_contain_text(message)
 
     reply = "<img src=y onerror=window.__xss=5> right back"

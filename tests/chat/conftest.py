@@ -11,7 +11,6 @@ from django.test import Client
 
 from chat import services
 from libraries import presence
-from refdesk.asgi import application
 
 ORIGIN = (b"origin", b"http://localhost")
 
@@ -35,6 +34,8 @@ def patron_socket(conversation_id, token, *, after_seq: int | None = None):
     path = f"/ws/chat/{conversation_id}/?token={token}"
     if after_seq is not None:
         path += f"&after_seq={after_seq}"
+    from refdesk.asgi import application
+
     return WebsocketCommunicator(application, path, headers=[ORIGIN])
 
 
@@ -55,6 +56,8 @@ def desk_socket(cookie: bytes | None, *, origin: bytes | None = b"http://localho
         headers.append((b"origin", origin))
     if cookie:
         headers.append((b"cookie", cookie))
+    from refdesk.asgi import application
+
     return WebsocketCommunicator(application, "/ws/desk/", headers=headers)
 
 

@@ -8,12 +8,20 @@ from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
 import pytest
+from channels.testing import HttpCommunicator
 from django.core.cache import cache
 from django.utils import timezone
 
 from chat.models import Conversation, ConversationStatus, ConversationStep, Message
 from libraries import presence
-from libraries.models import Closure, ServiceArea, ServiceAreaKind, SpecialHours, WidgetOrigin
+from libraries.models import (
+    Closure,
+    ServiceArea,
+    ServiceAreaKind,
+    SpecialHours,
+    WidgetOrigin,
+)
+from refdesk.asgi import application
 
 SPRINGFIELD_SITE = "https://www.springfieldlibrary.example"
 PATRON_ADDRESS = "203.0.113.77"
@@ -65,7 +73,9 @@ def start_url(slug: str) -> str:
 
 
 def post_json(client, slug: str, body, **extra):
-    return client.post(start_url(slug), data=body, content_type="application/json", **extra)
+    return client.post(
+        start_url(slug), data=body, content_type="application/json", **extra
+    )
 
 
 def assert_error(response, status: int, code: str, errors: dict | None = None) -> dict:
@@ -88,12 +98,18 @@ def local_today(library) -> date:
     return timezone.now().astimezone(ZoneInfo(library.timezone)).date()
 
 
-def local_span(library, day: date, opens: clock_time, closes_day: date, closes: clock_time):
+def local_span(
+    library, day: date, opens: clock_time, closes_day: date, closes: clock_time
+):
     zone = ZoneInfo(library.timezone)
     return {
         "opens": datetime.combine(day, opens, tzinfo=zone).isoformat(),
         "closes": datetime.combine(closes_day, closes, tzinfo=zone).isoformat(),
     }
+
+
+def vary(response) -> list[str]:
+    return [value.strip() for value in response.get("Vary", "").split(",")]
 
 
 def same_rate_window() -> None:
@@ -125,7 +141,9 @@ def test_library_list_names_every_member_by_name(client, springfield, shelbyvill
     ]
 
 
-def test_status_of_unstaffed_consortium_is_unavailable_with_no_wait(client, springfield):
+def test_status_of_unstaffed_consortium_is_unavailable_with_no_wait(
+    client, springfield
+):
     today = local_today(springfield)
 
     response = client.get(status_url("springfield"))
@@ -138,7 +156,11 @@ def test_status_of_unstaffed_consortium_is_unavailable_with_no_wait(client, spri
         "estimated_wait_seconds": None,
         "hours_today": [
             local_span(
-                springfield, today, clock_time(0), today + timedelta(days=1), clock_time(0)
+                springfield,
+                today,
+                clock_time(0),
+                today + timedelta(days=1),
+                clock_time(0),
             )
         ],
     }
@@ -195,7 +217,9 @@ def test_status_of_a_library_closed_today_has_no_hours_and_no_chat(
 ):
     weekday_hours(springfield)
     today = local_today(springfield)
-    Closure.objects.create(library=springfield, first=today - timedelta(days=1), last=today)
+    Closure.objects.create(
+        library=springfield, first=today - timedelta(days=1), last=today
+    )
     staff(springfield)
 
     body = client.get(status_url("springfield")).json()
@@ -215,7 +239,9 @@ def test_status_of_unknown_library_is_not_found(client, springfield):
 def test_started_conversation_waits_for_a_staffed_desk(client, springfield, staff):
     staff(springfield)
 
-    response = post_json(client, "springfield", {"question": "  Do you have Moby-Dick?  "})
+    response = post_json(
+        client, "springfield", {"question": "  Do you have Moby-Dick?  "}
+    )
 
     assert response.status_code == 201
     body = response.json()
@@ -264,16 +290,26 @@ def test_patron_address_is_stored_nowhere(client, springfield, staff):
         *ConversationStep.objects.filter(conversation=conversation),
     ]
     stored = [
-        str(field.value_from_object(row)) for row in rows for field in row._meta.concrete_fields
+        str(field.value_from_object(row))
+        for row in rows
+        for field in row._meta.concrete_fields
     ]
-    assert not [value for value in stored if "203.0.113" in value or "198.51.100" in value]
+    assert not [
+        value for value in stored if "203.0.113" in value or "198.51.100" in value
+    ]
 
 
-def test_unknown_home_library_and_postal_code_are_kept_as_out_of_area(client, springfield):
+def test_unknown_home_library_and_postal_code_are_kept_as_out_of_area(
+    client, springfield
+):
     response = post_json(
         client,
         "springfield",
-        {"question": "Can I get a card?", "home_library": "Capital City", "postal_code": "99999"},
+        {
+            "question": "Can I get a card?",
+            "home_library": "Capital City",
+            "postal_code": "99999",
+        },
     )
 
     assert response.status_code == 201
@@ -290,7 +326,9 @@ def test_postal_code_in_a_service_area_counts_in_area(client, springfield):
     )
 
     response = post_json(
-        client, "springfield", {"question": "Can I get a card?", "postal_code": "sw1a 1aa"}
+        client,
+        "springfield",
+        {"question": "Can I get a card?", "postal_code": "sw1a 1aa"},
     )
 
     assert response.status_code == 201
@@ -412,7 +450,9 @@ def test_every_invalid_field_is_reported(client, springfield):
 def test_nul_character_is_a_validation_error_not_a_server_error(client, springfield):
     response = post_json(client, "springfield", {"question": "Moby\u0000Dick"})
 
-    body = assert_error(response, 400, "validation_error", errors=response.json()["errors"])
+    body = assert_error(
+        response, 400, "validation_error", errors=response.json()["errors"]
+    )
     assert set(body["errors"]) == {"question"}
     assert not Conversation.objects.exists()
 
@@ -446,9 +486,15 @@ def test_json_that_is_not_an_object_is_malformed(client, springfield, body):
 
 @pytest.mark.parametrize(
     "content_type",
-    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ],
 )
-def test_body_that_is_not_json_content_is_unsupported(client, springfield, content_type):
+def test_body_that_is_not_json_content_is_unsupported(
+    client, springfield, content_type
+):
     response = client.post(
         start_url("springfield"),
         data=json.dumps({"question": "Hi"}),
@@ -462,6 +508,24 @@ def test_body_over_64_kib_is_too_large(client, springfield):
     response = post_json(client, "springfield", {"question": "x" * (64 * 1024)})
 
     assert_error(response, 413, "too_large")
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_chunked_body_over_64_kib_without_length_is_too_large(springfield):
+    body = json.dumps({"question": "x" * (64 * 1024)}).encode()
+    communicator = HttpCommunicator(
+        application,
+        "POST",
+        start_url("springfield"),
+        body=body,
+        headers=[(b"host", b"localhost"), (b"content-type", b"application/json")],
+    )
+
+    response = await communicator.get_response(timeout=10)
+
+    assert response["status"] == 413
+    assert json.loads(response["body"])["code"] == "too_large"
 
 
 def test_body_of_exactly_64_kib_is_read(client, springfield):
@@ -485,7 +549,9 @@ def test_get_on_start_endpoint_is_method_not_allowed(client, springfield):
 
 
 def test_post_on_status_endpoint_is_method_not_allowed(client, springfield):
-    response = client.post(status_url("springfield"), data={}, content_type="application/json")
+    response = client.post(
+        status_url("springfield"), data={}, content_type="application/json"
+    )
 
     assert_error(response, 405, "method_not_allowed")
     assert response["Allow"] == "GET"
@@ -527,7 +593,9 @@ def test_attempts_at_unknown_libraries_count_towards_the_limit(
     statuses = [post_json(client, "capital-city", {}).status_code for _ in range(3)]
 
     assert statuses == [404, 404, 404]
-    assert_error(post_json(client, "springfield", {"question": "Hi"}), 429, "rate_limited")
+    assert_error(
+        post_json(client, "springfield", {"question": "Hi"}), 429, "rate_limited"
+    )
 
 
 def test_another_client_address_is_limited_separately(client, settings, springfield):
@@ -536,12 +604,16 @@ def test_another_client_address_is_limited_separately(client, settings, springfi
     for _ in range(4):
         post_json(client, "springfield", {"question": "Hi"}, REMOTE_ADDR="192.0.2.10")
 
-    response = post_json(client, "springfield", {"question": "Hi"}, REMOTE_ADDR="192.0.2.11")
+    response = post_json(
+        client, "springfield", {"question": "Hi"}, REMOTE_ADDR="192.0.2.11"
+    )
 
     assert response.status_code == 201
 
 
-def test_forwarded_for_is_ignored_from_an_untrusted_address(client, settings, springfield):
+def test_forwarded_for_is_ignored_from_an_untrusted_address(
+    client, settings, springfield
+):
     settings.REFDESK_CHAT_RATE_PER_MINUTE = 3
     settings.REFDESK_TRUSTED_PROXIES = ["10.0.0.0/8"]
     same_rate_window()
@@ -588,11 +660,13 @@ def test_forwarded_address_from_a_trusted_proxy_is_limited_on_its_own(
 # CORS
 # ----------------------------------------------------------------------
 def test_library_website_origin_is_echoed(client, springfield):
-    response = client.get(status_url("springfield"), headers={"Origin": SPRINGFIELD_SITE})
+    response = client.get(
+        status_url("springfield"), headers={"Origin": SPRINGFIELD_SITE}
+    )
 
     assert response.status_code == 200
     assert response["Access-Control-Allow-Origin"] == SPRINGFIELD_SITE
-    assert response["Vary"] == "Origin"
+    assert "Origin" in vary(response)
 
 
 def test_unregistered_origin_gets_no_cors_header(client, springfield):
@@ -602,7 +676,7 @@ def test_unregistered_origin_gets_no_cors_header(client, springfield):
 
     assert response.status_code == 200
     assert "Access-Control-Allow-Origin" not in response
-    assert response["Vary"] == "Origin"
+    assert "Origin" in vary(response)
 
 
 def test_another_members_origin_is_not_allowed_for_this_library(
@@ -617,7 +691,9 @@ def test_another_members_origin_is_not_allowed_for_this_library(
 
 
 def test_registered_widget_origin_may_start_a_chat(client, springfield):
-    WidgetOrigin.objects.create(library=springfield, origin="https://catalog.springfield.example")
+    WidgetOrigin.objects.create(
+        library=springfield, origin="https://catalog.springfield.example"
+    )
 
     response = post_json(
         client,
@@ -627,25 +703,36 @@ def test_registered_widget_origin_may_start_a_chat(client, springfield):
     )
 
     assert response.status_code == 201
-    assert response["Access-Control-Allow-Origin"] == "https://catalog.springfield.example"
-    assert response["Vary"] == "Origin"
+    assert (
+        response["Access-Control-Allow-Origin"] == "https://catalog.springfield.example"
+    )
+    assert "Origin" in vary(response)
 
 
 def test_errors_carry_cors_headers_so_widgets_can_read_them(client, springfield):
-    response = post_json(client, "springfield", {}, headers={"Origin": SPRINGFIELD_SITE})
+    response = post_json(
+        client, "springfield", {}, headers={"Origin": SPRINGFIELD_SITE}
+    )
 
     assert_error(
-        response, 400, "validation_error", errors={"question": ["this field is required"]}
+        response,
+        400,
+        "validation_error",
+        errors={"question": ["this field is required"]},
     )
     assert response["Access-Control-Allow-Origin"] == SPRINGFIELD_SITE
 
 
 def test_library_list_allows_any_members_origin(client, springfield, shelbyville):
     response = client.get(
-        "/api/v1/libraries/", headers={"Origin": "https://www.shelbyvillelibrary.example"}
+        "/api/v1/libraries/",
+        headers={"Origin": "https://www.shelbyvillelibrary.example"},
     )
 
-    assert response["Access-Control-Allow-Origin"] == "https://www.shelbyvillelibrary.example"
+    assert (
+        response["Access-Control-Allow-Origin"]
+        == "https://www.shelbyvillelibrary.example"
+    )
 
 
 def test_preflight_from_allowed_origin_lists_methods_and_headers(client, springfield):
@@ -662,13 +749,16 @@ def test_preflight_from_allowed_origin_lists_methods_and_headers(client, springf
     assert response["Access-Control-Allow-Origin"] == SPRINGFIELD_SITE
     assert response["Access-Control-Allow-Methods"] == "POST, OPTIONS"
     assert response["Access-Control-Allow-Headers"] == "Content-Type, Authorization"
-    assert response["Vary"] == "Origin"
+    assert "Origin" in vary(response)
 
 
 def test_preflight_from_unknown_origin_is_not_allowed(client, springfield):
     response = client.options(
         start_url("springfield"),
-        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        headers={
+            "Origin": "https://evil.example",
+            "Access-Control-Request-Method": "POST",
+        },
     )
 
     assert "Access-Control-Allow-Origin" not in response

@@ -170,11 +170,31 @@ def test_accepting_a_taken_chat_is_already_taken(springfield, staff, start_chat)
         services.accept_conversation(conversation_id=conversation.id, librarian=second)
 
 
+def test_partner_taking_no_overflow_neither_sees_nor_takes_partner_chats(
+    springfield, shelbyville, make_library, staff, make_librarian, start_chat
+):
+    ogdenville = make_library("ogdenville", takes_overflow=False)
+    springfield.partners.add(shelbyville, ogdenville)
+    staff(shelbyville)
+    staff(ogdenville)
+    conversation, _ = start_chat()
+    assert conversation.queue == QueueStep.PARTNER
+
+    with pytest.raises(NotYours):
+        services.accept_conversation(
+            conversation_id=conversation.id, librarian=make_librarian(ogdenville)
+        )
+    assert [item["id"] for item in selectors.queue_for_library(shelbyville)] == [
+        str(conversation.id)
+    ]
+    assert selectors.queue_for_library(ogdenville) == []
+
+
 # Messages
 # ----------------------------------------------------------------------
 @pytest.fixture
 def active_chat(springfield, staff, start_chat):
-    """A springfield chat accepted by a springfield librarian: (conversation, librarian)."""
+    """A springfield chat accepted by its librarian: (conversation, librarian)."""
     librarian = staff(springfield)
     conversation, _ = start_chat()
     services.accept_conversation(conversation_id=conversation.id, librarian=librarian)
@@ -203,7 +223,9 @@ def test_seq_has_no_gaps_with_concurrent_senders(active_chat):
     outcomes = race([patron, desk])
 
     assert outcomes == [("ok", None), ("ok", None)]
-    rows = list(Message.objects.filter(conversation=conversation).values_list("seq", "body"))
+    rows = list(
+        Message.objects.filter(conversation=conversation).values_list("seq", "body")
+    )
     assert sorted(seq for seq, _ in rows) == list(range(1, 62))
     by_seq = [body for _, body in sorted(rows)]
     assert [b for b in by_seq if b.startswith("p")] == [f"p{n}" for n in range(30)]
@@ -217,10 +239,16 @@ def test_retried_message_is_stored_once(springfield, staff, start_chat):
     conversation, _ = start_chat()
 
     first, created = services.post_message(
-        conversation_id=conversation.id, sender=Sender.PATRON, body="hello", client_id="c1"
+        conversation_id=conversation.id,
+        sender=Sender.PATRON,
+        body="hello",
+        client_id="c1",
     )
     retried, created_again = services.post_message(
-        conversation_id=conversation.id, sender=Sender.PATRON, body="hello", client_id="c1"
+        conversation_id=conversation.id,
+        sender=Sender.PATRON,
+        body="hello",
+        client_id="c1",
     )
     after, _ = services.post_message(
         conversation_id=conversation.id, sender=Sender.PATRON, body="still there?"
@@ -230,9 +258,40 @@ def test_retried_message_is_stored_once(springfield, staff, start_chat):
     assert retried.pk == first.pk
     assert retried.seq == first.seq == 2
     assert after.seq == 3
-    assert Message.objects.filter(conversation=conversation, client_id="c1").count() == 1
+    assert (
+        Message.objects.filter(conversation=conversation, client_id="c1").count() == 1
+    )
     conversation.refresh_from_db()
     assert conversation.last_seq == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_retries_of_one_message_are_stored_once(springfield, staff, start_chat):
+    staff(springfield)
+    conversation, _ = start_chat()
+
+    def send() -> tuple[Message, bool]:
+        return services.post_message(
+            conversation_id=conversation.id,
+            sender=Sender.PATRON,
+            body="hi",
+            client_id="c1",
+        )
+
+    outcomes = race([send, send])
+
+    assert [kind for kind, _ in outcomes] == ["ok", "ok"]
+    results = [result for _, result in outcomes]
+    assert sorted(created for _, created in results) == [False, True]
+    assert {message.seq for message, _ in results} == {2}
+    assert list(
+        Message.objects.filter(conversation=conversation).values_list("seq")
+    ) == [
+        (1,),
+        (2,),
+    ]
+    conversation.refresh_from_db()
+    assert conversation.last_seq == 2
 
 
 def test_same_client_id_from_the_other_role_is_another_message(active_chat):
@@ -283,7 +342,9 @@ def test_patron_message_to_an_offline_chat_is_refused(springfield, start_chat):
     assert conversation.status == ConversationStatus.OFFLINE
 
     with pytest.raises(ConversationClosed):
-        services.post_message(conversation_id=conversation.id, sender=Sender.PATRON, body="hi")
+        services.post_message(
+            conversation_id=conversation.id, sender=Sender.PATRON, body="hi"
+        )
 
     assert Message.objects.filter(conversation=conversation).count() == 1
 
@@ -294,7 +355,9 @@ def test_patron_message_to_an_abandoned_chat_is_refused(springfield, staff, star
     services.patron_close(conversation_id=conversation.id)
 
     with pytest.raises(ConversationClosed):
-        services.post_message(conversation_id=conversation.id, sender=Sender.PATRON, body="hi")
+        services.post_message(
+            conversation_id=conversation.id, sender=Sender.PATRON, body="hi"
+        )
 
 
 def test_messages_to_a_closed_chat_are_refused(active_chat):
@@ -302,7 +365,9 @@ def test_messages_to_a_closed_chat_are_refused(active_chat):
     services.close_conversation(conversation_id=conversation.id, librarian=librarian)
 
     with pytest.raises(ConversationClosed):
-        services.post_message(conversation_id=conversation.id, sender=Sender.PATRON, body="hi")
+        services.post_message(
+            conversation_id=conversation.id, sender=Sender.PATRON, body="hi"
+        )
     with pytest.raises(ConversationClosed):
         services.post_message(
             conversation_id=conversation.id,
@@ -355,7 +420,9 @@ def test_patron_message_query_count(
     conversation, _ = start_chat()
 
     with django_assert_max_num_queries(4):
-        services.post_message(conversation_id=conversation.id, sender=Sender.PATRON, body="hi")
+        services.post_message(
+            conversation_id=conversation.id, sender=Sender.PATRON, body="hi"
+        )
 
 
 def test_librarian_message_query_count(active_chat, django_assert_max_num_queries):
@@ -430,7 +497,9 @@ def test_staffing_snapshot_query_count_does_not_grow_with_libraries(
     )
     add(["north-haverbrook", "capital-city", "brockway"])
 
-    six_count, six = count_queries(lambda: selectors.staffing_snapshot(now=timezone.now()))
+    six_count, six = count_queries(
+        lambda: selectors.staffing_snapshot(now=timezone.now())
+    )
 
     assert len(three) == 3
     assert len(six) == 6
@@ -441,7 +510,9 @@ def test_staffing_snapshot_query_count_does_not_grow_with_libraries(
 
 # Escalation
 # ----------------------------------------------------------------------
-def test_escalation_runs_once_however_often_it_is_called(springfield, staff, start_chat):
+def test_escalation_runs_once_however_often_it_is_called(
+    springfield, staff, start_chat
+):
     staff(springfield)
     conversation, _ = start_chat()
     now = timezone.now()
@@ -474,7 +545,8 @@ def test_chat_not_yet_due_is_not_escalated(springfield, staff, start_chat):
     before = Conversation.objects.values().get(pk=conversation.pk)
 
     escalated = services.escalate_if_due(
-        conversation_id=conversation.id, now=conversation.escalate_at - timedelta(seconds=1)
+        conversation_id=conversation.id,
+        now=conversation.escalate_at - timedelta(seconds=1),
     )
 
     assert escalated is False
@@ -523,7 +595,10 @@ def test_patron_closing_a_waiting_chat_abandons_it(
     assert conversation.closed_by == ClosedBy.PATRON
     assert conversation.closed_at == now
     assert conversation.escalate_at is None
-    assert ConversationStep.objects.get(conversation=conversation).left_because == "abandoned"
+    assert (
+        ConversationStep.objects.get(conversation=conversation).left_because
+        == "abandoned"
+    )
 
 
 def test_patron_closing_an_active_chat_closes_it(
@@ -553,7 +628,12 @@ def test_patron_closing_a_closed_chat_is_conversation_closed(active_chat):
 # Transfer
 # ----------------------------------------------------------------------
 def test_transfer_puts_the_chat_in_the_targets_local_queue(
-    settings, active_chat, shelbyville, springfield, staff, make_librarian,
+    settings,
+    active_chat,
+    shelbyville,
+    springfield,
+    staff,
+    make_librarian,
     django_capture_on_commit_callbacks,
 ):
     settings.REFDESK_LOCAL_WAIT = timedelta(seconds=45)
@@ -602,12 +682,30 @@ def test_transfer_puts_the_chat_in_the_targets_local_queue(
     )
 
 
+def test_transfer_notice_does_not_speak_with_the_patrons_name(
+    springfield, shelbyville, staff, start_chat
+):
+    librarian = staff(springfield)
+    staff(shelbyville)
+    conversation, _ = start_chat(name="Pat")
+    services.accept_conversation(conversation_id=conversation.id, librarian=librarian)
+
+    services.transfer_conversation(
+        conversation_id=conversation.id, librarian=librarian, to_library="shelbyville"
+    )
+
+    system = Message.objects.get(conversation=conversation, sender=Sender.SYSTEM)
+    assert system.name != "Pat"
+
+
 def test_transfer_to_an_unknown_library_is_not_found(active_chat):
     conversation, librarian = active_chat
 
     with pytest.raises(NotFound):
         services.transfer_conversation(
-            conversation_id=conversation.id, librarian=librarian, to_library="capital-city"
+            conversation_id=conversation.id,
+            librarian=librarian,
+            to_library="capital-city",
         )
 
     conversation.refresh_from_db()
@@ -635,7 +733,9 @@ def test_transfer_with_nobody_available_is_a_state_conflict(active_chat, shelbyv
 
     with pytest.raises(StateConflict):
         services.transfer_conversation(
-            conversation_id=conversation.id, librarian=librarian, to_library="shelbyville"
+            conversation_id=conversation.id,
+            librarian=librarian,
+            to_library="shelbyville",
         )
 
     conversation.refresh_from_db()
