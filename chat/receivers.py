@@ -3,7 +3,8 @@
 from django.contrib.auth.signals import user_logged_out
 from django.dispatch import receiver
 
-from chat import events
+from chat import events, services
+from libraries.signals import librarian_signed_off
 
 
 @receiver(user_logged_out, dispatch_uid="chat.close_desks_on_logout")
@@ -12,3 +13,9 @@ def close_desks_on_logout(sender, request, user, **kwargs) -> None:
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if session_key:
         events.send_now([events.session_desks_group(session_key)], {"type": "session.logout"})
+
+
+@receiver(librarian_signed_off, dispatch_uid="chat.turn_desks_away")
+def turn_desks_away(sender, librarian_id: int, **kwargs) -> None:
+    events.send_now([events.librarian_desks_group(librarian_id)], {"type": "desk.signed_off"})
+    services.reroute_unstaffed()

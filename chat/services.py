@@ -653,3 +653,28 @@ def expire_silent_desks(*, now: datetime | None = None) -> int:
     if expired:
         logger.info("presence expired for %d desk socket(s)", len(expired))
     return reroute_unstaffed(now=now)
+
+
+def sign_off_after_closing(*, now: datetime | None = None) -> int:
+    """At closing time, sign off every available librarian of a closed library who
+    is not in a chat; those mid-chat stay until they finish."""
+    from libraries.models import Librarian as LibrarianModel
+    from libraries.services import sign_off_librarian
+
+    now = now or timezone.now()
+    staffing = selectors.staffing_snapshot(now=now)
+    closed = {lid for lid, s in staffing.items() if not s.is_open}
+    present = presence.available_librarians()
+    candidates = {lbr for lib, ids in present.items() if lib in closed for lbr in ids}
+    if not candidates:
+        return 0
+    busy = set(
+        Conversation.objects.filter(
+            status=ConversationStatus.ACTIVE, librarian_id__in=candidates
+        ).values_list("librarian_id", flat=True)
+    )
+    signed_off = 0
+    for librarian in LibrarianModel.objects.filter(pk__in=candidates - busy):
+        sign_off_librarian(librarian=librarian, acting_user=None)
+        signed_off += 1
+    return signed_off

@@ -19,6 +19,7 @@ def sweep_due_conversations() -> None:
     now = timezone.now()
     services.sweep_due_conversations(now=now)
     services.expire_silent_desks(now=now)
+    services.sign_off_after_closing(now=now)
     for conversation_id in selectors.abandoned_candidates(now=now):
         services.abandon_if_gone(conversation_id=conversation_id, now=now)
 

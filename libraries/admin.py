@@ -8,6 +8,7 @@ through `selectors.libraries_administered_by`; another library's objects answer
 403 rather than "doesn't exist".
 """
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -17,7 +18,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
-from libraries import forms, rendering, selectors, services
+from libraries import forms, presence, rendering, selectors, services
 from libraries.models import (
     Closure,
     Librarian,
@@ -322,14 +323,19 @@ class LocalInfoSectionAdmin(LibraryScopedAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
 
+# Desk presence of the librarians on the changelist page being rendered.
+_desks_on_page: ContextVar[dict[int, list[bool]]] = ContextVar("desks_on_page", default={})
+
+
 @admin.register(Librarian)
 class LibrarianAdmin(LibraryScopedAdmin):
     library_admin_may_delete = False
 
     form = forms.LibrarianChangeForm
     add_form = forms.LibrarianCreationForm
-    list_display = ("display_name", "login", "email_address", "library", "role")
+    list_display = ("display_name", "login", "email_address", "library", "role", "at_desk")
     list_filter = (("library", admin.RelatedOnlyFieldListFilter), "role")
+    actions = ("sign_off",)
     list_select_related = ("user", "library")
     search_fields = ("display_name", "user__username", "user__email")
     autocomplete_fields = ("library",)
@@ -355,6 +361,34 @@ class LibrarianAdmin(LibraryScopedAdmin):
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else self.fieldsets
+
+    def changelist_view(self, request, extra_context=None):
+        # One presence read for the whole page, not one per row.
+        token = _desks_on_page.set(presence.desks_by_librarian())
+        try:
+            return super().changelist_view(request, extra_context)
+        finally:
+            _desks_on_page.reset(token)
+
+    @admin.display(description="at the desk")
+    def at_desk(self, obj: Librarian) -> str:
+        states = _desks_on_page.get().get(obj.pk)
+        if not states:
+            return "—"
+        return "available" if any(states) else "away"
+
+    @admin.action(description="Sign off the selected librarians (set their desks away)")
+    def sign_off(self, request, queryset):
+        count = 0
+        for librarian in queryset.select_related("library"):
+            try:
+                count += bool(
+                    services.sign_off_librarian(librarian=librarian, acting_user=request.user)
+                )
+            except Forbidden as error:
+                self.message_user(request, error.detail, level=messages.ERROR)
+                return
+        self.message_user(request, f"Signed off {count} librarian(s) who were at a desk.")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:

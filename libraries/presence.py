@@ -180,3 +180,11 @@ def available_librarians(*, now: float | None = None) -> dict[int, set[int]]:
         if entry.is_available:
             found.setdefault(entry.library_id, set()).add(entry.librarian_id)
     return found
+
+
+def desks_by_librarian(*, now: float | None = None) -> dict[int, list[bool]]:
+    """Librarian id → availability of each of their live desk sockets."""
+    found: dict[int, list[bool]] = {}
+    for entry in present_desks(now=now):
+        found.setdefault(entry.librarian_id, []).append(entry.is_available)
+    return found

@@ -169,3 +169,25 @@ def add_service_area(*, library: Library, kind: str, value: str) -> ServiceArea:
         return ServiceArea.objects.get(
             library=library, kind=kind, value__iexact=normalised
         )
+
+
+def sign_off_librarian(*, librarian: Librarian, acting_user: AbstractBaseUser | None) -> int:
+    """Take a librarian off the desk: every desk socket of theirs turns away.
+
+    Consortium admins may sign off anyone; a library admin only their own
+    library's staff; `acting_user=None` is the system at closing time. Returns
+    how many desk sockets were present.
+    """
+    from libraries import presence
+    from libraries.signals import librarian_signed_off
+
+    if acting_user is not None and not selectors.libraries_administered_by(acting_user).filter(
+        pk=librarian.library_id
+    ).exists():
+        raise Forbidden("you can sign off only your own library's librarians")
+    dropped = presence.drop_librarian(librarian_id=librarian.pk)
+    logger.info("librarian %s signed off (%d desk sockets)", librarian.pk, len(dropped))
+    transaction.on_commit(
+        lambda: librarian_signed_off.send(sender=Librarian, librarian_id=librarian.pk)
+    )
+    return len(dropped)
