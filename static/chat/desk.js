@@ -424,7 +424,6 @@
     const hadFocus = item.contains(document.activeElement);
     item.replaceChildren(...children);
     if (hadFocus) accept.focus();
-    tickQueue();
   }
 
   function sortedIds() {
@@ -453,6 +452,7 @@
       if (atIndex !== item) el.queueList.insertBefore(item, atIndex || null);
     });
     el.queueEmpty.hidden = state.queue.size > 0;
+    tickQueue();
     updateTitle();
   }
 
@@ -556,6 +556,7 @@
     }
     const firstOther = config.libraries.find((lib) => lib.slug !== config.library.slug);
     if (firstOther) refs.toLibrary.value = firstOther.slug;
+    else refs.transferForm.remove(); // a consortium of one has nobody to transfer to
 
     const tab = make("button", "");
     tab.type = "button";
