@@ -49,7 +49,9 @@ class RefdeskConsumer(AsyncJsonWebsocketConsumer):
     the socket for them, as PROTOCOL.md requires."""
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        size = (
+            len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        )
         if size > protocol.MAX_SOCKET_FRAME_BYTES:
             await self.close(code=CLOSE_TOO_BIG)
             return
@@ -100,7 +102,8 @@ class PatronConsumer(RefdeskConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
         try:
             services.check_patron_token(
-                conversation_id=self.conversation_id, token=(query.get("token") or [""])[0]
+                conversation_id=self.conversation_id,
+                token=(query.get("token") or [""])[0],
             )
             conversation = await get_conversation(self.conversation_id)
         except Forbidden:
@@ -226,7 +229,9 @@ class DeskConsumer(RefdeskConsumer):
         if force or now - self.last_heard >= 1.0:
             self.last_heard = now
             await desk_heard(
-                librarian=self.librarian, socket_id=self.channel_name, available=self.available
+                librarian=self.librarian,
+                socket_id=self.channel_name,
+                available=self.available,
             )
 
     async def send_presence(self) -> None:
@@ -274,9 +279,13 @@ class DeskConsumer(RefdeskConsumer):
                     librarian=self.librarian,
                 )
                 if not stored:
-                    await self.send_json(protocol.desk_message(protocol.message(message), cid))
+                    await self.send_json(
+                        protocol.desk_message(protocol.message(message), cid)
+                    )
             case protocol.Typing(conversation=cid):
-                for group in await typing_target(conversation_id=cid, librarian=self.librarian):
+                for group in await typing_target(
+                    conversation_id=cid, librarian=self.librarian
+                ):
                     await self.channel_layer.group_send(
                         group, {"type": "conversation.typing", "sender": "librarian"}
                     )
@@ -292,9 +301,14 @@ class DeskConsumer(RefdeskConsumer):
                 )
             case protocol.Transfer(conversation=cid, to_library=slug, note=note):
                 await transfer_conversation(
-                    conversation_id=cid, librarian=self.librarian, to_library=slug, note=note
+                    conversation_id=cid,
+                    librarian=self.librarian,
+                    to_library=slug,
+                    note=note,
                 )
-            case protocol.Close(conversation=cid, outcome=outcome, note=note, tags=tags):
+            case protocol.Close(
+                conversation=cid, outcome=outcome, note=note, tags=tags
+            ):
                 await close_conversation(
                     conversation_id=cid,
                     librarian=self.librarian,
@@ -312,18 +326,28 @@ class DeskConsumer(RefdeskConsumer):
         if event["conversation"] in self.in_view:
             self.in_view.discard(event["conversation"])
             await self.send_json(
-                {"type": "withdraw", "conversation": event["conversation"], "reason": event["reason"]}
+                {
+                    "type": "withdraw",
+                    "conversation": event["conversation"],
+                    "reason": event["reason"],
+                }
             )
 
     async def desk_accepted(self, event):
         await self.send_json(event["frame"])
 
     async def conversation_message(self, event):
-        await self.send_json(protocol.desk_message(event["message"], event["conversation"]))
+        await self.send_json(
+            protocol.desk_message(event["message"], event["conversation"])
+        )
 
     async def desk_typing(self, event):
         await self.send_json(
-            {"type": "typing", "conversation": event["conversation"], "sender": event["sender"]}
+            {
+                "type": "typing",
+                "conversation": event["conversation"],
+                "sender": event["sender"],
+            }
         )
 
     async def desk_closed(self, event):
@@ -338,4 +362,3 @@ class DeskConsumer(RefdeskConsumer):
 
     async def session_logout(self, event):
         await self.close(code=CLOSE_UNAUTHENTICATED)
-

@@ -14,10 +14,16 @@ class JsonForm(forms.Form):
         self.type_errors = {
             name: ["must be a string"]
             for name in self.base_fields
-            if name in data and data[name] is not None and not isinstance(data[name], str)
+            if name in data
+            and data[name] is not None
+            and not isinstance(data[name], str)
         }
         super().__init__(
-            {k: v for k, v in data.items() if k in self.base_fields and isinstance(v, str)}
+            {
+                k: v
+                for k, v in data.items()
+                if k in self.base_fields and isinstance(v, str)
+            }
         )
 
     def cleaned(self) -> dict[str, Any]:
@@ -38,10 +44,16 @@ def _length_messages(limit: int) -> dict[str, str]:
 
 class StartConversationForm(JsonForm):
     question = forms.CharField(max_length=2000, error_messages=_length_messages(2000))
-    name = forms.CharField(max_length=100, required=False, error_messages=_length_messages(100))
+    name = forms.CharField(
+        max_length=100, required=False, error_messages=_length_messages(100)
+    )
     email = forms.EmailField(
-        max_length=254, required=False,
-        error_messages={**_length_messages(254), "invalid": "enter a valid email address"},
+        max_length=254,
+        required=False,
+        error_messages={
+            **_length_messages(254),
+            "invalid": "enter a valid email address",
+        },
     )
     home_library = forms.CharField(
         max_length=200, required=False, error_messages=_length_messages(200)

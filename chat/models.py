@@ -51,10 +51,15 @@ class Conversation(models.Model):
     # The library whose local queue the chat is (or was last) in: the origin, the
     # patron's home library standing in for it, or a transfer's target.
     queue_library = models.ForeignKey(
-        "libraries.Library", on_delete=models.PROTECT, related_name="queued_conversations"
+        "libraries.Library",
+        on_delete=models.PROTECT,
+        related_name="queued_conversations",
     )
     home_library = models.ForeignKey(
-        "libraries.Library", null=True, blank=True, on_delete=models.PROTECT,
+        "libraries.Library",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="home_conversations",
         help_text="The patron's home library when it is a member.",
     )
@@ -70,11 +75,17 @@ class Conversation(models.Model):
     offered_library_ids = models.JSONField(default=list, blank=True)
     escalate_at = models.DateTimeField(null=True, blank=True)
     librarian = models.ForeignKey(
-        "libraries.Librarian", null=True, blank=True, on_delete=models.PROTECT,
+        "libraries.Librarian",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="conversations",
     )
     answering_library = models.ForeignKey(
-        "libraries.Library", null=True, blank=True, on_delete=models.PROTECT,
+        "libraries.Library",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="answered_conversations",
     )
     transfer_note = models.CharField(max_length=1000, blank=True)
@@ -103,25 +114,35 @@ class Conversation(models.Model):
                 name="conversation_status_valid",
             ),
             models.CheckConstraint(
-                condition=Q(queue__in=[*QueueStep.values, ""]), name="conversation_queue_valid"
+                condition=Q(queue__in=[*QueueStep.values, ""]),
+                name="conversation_queue_valid",
             ),
             models.CheckConstraint(
-                condition=~Q(status=ConversationStatus.ACTIVE) | Q(librarian__isnull=False),
+                condition=~Q(status=ConversationStatus.ACTIVE)
+                | Q(librarian__isnull=False),
                 name="active_conversation_has_librarian",
             ),
             models.CheckConstraint(
-                condition=~Q(status=ConversationStatus.WAITING) | Q(escalate_at__isnull=False),
+                condition=~Q(status=ConversationStatus.WAITING)
+                | Q(escalate_at__isnull=False),
                 name="waiting_conversation_has_deadline",
             ),
         ]
         indexes = [
             models.Index(
-                fields=["escalate_at"], condition=Q(status="waiting"), name="waiting_by_deadline"
+                fields=["escalate_at"],
+                condition=Q(status="waiting"),
+                name="waiting_by_deadline",
             ),
             models.Index(
-                fields=["librarian"], condition=Q(status="active"), name="active_by_librarian"
+                fields=["librarian"],
+                condition=Q(status="active"),
+                name="active_by_librarian",
             ),
-            models.Index(fields=["origin_library", "created_at"], name="conversation_origin_created"),
+            models.Index(
+                fields=["origin_library", "created_at"],
+                name="conversation_origin_created",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -139,7 +160,10 @@ class Message(models.Model):
     seq = models.PositiveIntegerField()
     sender = models.CharField(max_length=16, choices=Sender)
     librarian = models.ForeignKey(
-        "libraries.Librarian", null=True, blank=True, on_delete=models.PROTECT,
+        "libraries.Librarian",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="messages",
     )
     name = models.CharField(max_length=100, blank=True)
@@ -150,13 +174,17 @@ class Message(models.Model):
     class Meta:
         ordering = ["conversation", "seq"]
         constraints = [
-            models.UniqueConstraint(fields=["conversation", "seq"], name="message_seq_unique"),
+            models.UniqueConstraint(
+                fields=["conversation", "seq"], name="message_seq_unique"
+            ),
             models.UniqueConstraint(
                 fields=["conversation", "sender", "client_id"],
                 condition=~Q(client_id=""),
                 name="message_client_id_unique",
             ),
-            models.CheckConstraint(condition=Q(seq__gte=1), name="message_seq_positive"),
+            models.CheckConstraint(
+                condition=Q(seq__gte=1), name="message_seq_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(sender__in=Sender.values), name="message_sender_valid"
             ),
@@ -174,7 +202,10 @@ class ConversationStep(models.Model):
     )
     step = models.CharField(max_length=16, choices=QueueStep)
     queue_library = models.ForeignKey(
-        "libraries.Library", null=True, blank=True, on_delete=models.PROTECT,
+        "libraries.Library",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="conversation_steps",
     )
     library_ids = models.JSONField(default=list, blank=True)
@@ -192,4 +223,6 @@ class ConversationStep(models.Model):
         indexes = [models.Index(fields=["step", "entered_at"], name="step_entered")]
 
     def __str__(self) -> str:
-        return f"{self.conversation_id} {self.step} at {self.entered_at:%Y-%m-%d %H:%M:%S}"
+        return (
+            f"{self.conversation_id} {self.step} at {self.entered_at:%Y-%m-%d %H:%M:%S}"
+        )

@@ -10,7 +10,13 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from chat.exceptions import BadFrame, BadJson, FrameTooLarge, UnknownType, ValidationFailed
+from chat.exceptions import (
+    BadFrame,
+    BadJson,
+    FrameTooLarge,
+    UnknownType,
+    ValidationFailed,
+)
 
 MAX_FRAME_BYTES = 16 * 1024
 MAX_SOCKET_FRAME_BYTES = 1024 * 1024
@@ -149,7 +155,9 @@ def _type(content: dict) -> str:
     return kind
 
 
-def parse_patron_frame(content: dict[str, Any]) -> SendMessage | Typing | Resume | Close:
+def parse_patron_frame(
+    content: dict[str, Any],
+) -> SendMessage | Typing | Resume | Close:
     match _type(content):
         case "message":
             return SendMessage(body=_body(content), client_id=_client_id(content))
@@ -177,12 +185,16 @@ def parse_desk_frame(content: dict[str, Any]):
         case "message":
             conversation = _conversation(content)
             return SendMessage(
-                body=_body(content), client_id=_client_id(content), conversation=conversation
+                body=_body(content),
+                client_id=_client_id(content),
+                conversation=conversation,
             )
         case "typing":
             return Typing(conversation=_conversation(content))
         case "resume":
-            return Resume(conversation=_conversation(content), after_seq=_after_seq(content))
+            return Resume(
+                conversation=_conversation(content), after_seq=_after_seq(content)
+            )
         case "transfer":
             conversation = _conversation(content)
             to_library = _text(content, "to_library", required=True, limit=50)
@@ -197,7 +209,10 @@ def parse_desk_frame(content: dict[str, Any]):
                 raise ValidationFailed(f"outcome: one of {', '.join(OUTCOMES)}")
             note = _text(content, "note", required=False, limit=2000)
             return Close(
-                conversation=conversation, outcome=outcome, note=note, tags=_tags(content)
+                conversation=conversation,
+                outcome=outcome,
+                note=note,
+                tags=_tags(content),
             )
         case other:
             raise UnknownType(f"unknown frame type {other[:40]!r}")
@@ -209,7 +224,9 @@ def _tags(content: dict) -> tuple[str, ...]:
         raise BadFrame("tags: a list of strings")
     cleaned = tuple(dict.fromkeys(t.strip().lower() for t in tags if t.strip()))
     if len(cleaned) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in cleaned):
-        raise ValidationFailed(f"tags: at most {MAX_TAGS} tags of {MAX_TAG_CHARS} characters")
+        raise ValidationFailed(
+            f"tags: at most {MAX_TAGS} tags of {MAX_TAG_CHARS} characters"
+        )
     return cleaned
 
 
@@ -240,7 +257,9 @@ def desk_message(patron_shape: dict, conversation_id: UUID | str) -> dict:
     return {**patron_shape, "conversation": str(conversation_id)}
 
 
-def status(*, status: str, queue: str | None, library, estimated_wait_seconds: int | None) -> dict:
+def status(
+    *, status: str, queue: str | None, library, estimated_wait_seconds: int | None
+) -> dict:
     return {
         "type": "status",
         "status": status,

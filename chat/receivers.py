@@ -12,10 +12,14 @@ def close_desks_on_logout(sender, request, user, **kwargs) -> None:
     # Fires before the session is flushed, so its key still names its desks.
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if session_key:
-        events.send_now([events.session_desks_group(session_key)], {"type": "session.logout"})
+        events.send_now(
+            [events.session_desks_group(session_key)], {"type": "session.logout"}
+        )
 
 
 @receiver(librarian_signed_off, dispatch_uid="chat.turn_desks_away")
 def turn_desks_away(sender, librarian_id: int, **kwargs) -> None:
-    events.send_now([events.librarian_desks_group(librarian_id)], {"type": "desk.signed_off"})
+    events.send_now(
+        [events.librarian_desks_group(librarian_id)], {"type": "desk.signed_off"}
+    )
     services.reroute_unstaffed()

@@ -35,9 +35,9 @@ def get_conversation(conversation_id: UUID) -> Conversation:
 
 def messages_after(conversation_id: UUID, after_seq: int = 0) -> list[dict]:
     """Stored messages with `seq > after_seq`, oldest first, in the patron shape."""
-    rows = Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq).order_by(
-        "seq"
-    )
+    rows = Message.objects.filter(
+        conversation_id=conversation_id, seq__gt=after_seq
+    ).order_by("seq")
     return [protocol.message(row) for row in rows]
 
 
@@ -75,7 +75,10 @@ def queue_for_library(library: Library) -> list[dict]:
         .distinct()
     )
     slugs = library_slugs()
-    return [protocol.queue_item(row, question=row.question or "", slugs=slugs) for row in rows]
+    return [
+        protocol.queue_item(row, question=row.question or "", slugs=slugs)
+        for row in rows
+    ]
 
 
 def eligible_library_ids(conversation: Conversation) -> set[int]:
@@ -92,14 +95,18 @@ def eligible_library_ids(conversation: Conversation) -> set[int]:
             ).values_list("id", flat=True)
             return {queue_library_id, *partners}
         case QueueStep.OVERFLOW:
-            takers = Library.objects.filter(takes_overflow=True).values_list("id", flat=True)
+            takers = Library.objects.filter(takes_overflow=True).values_list(
+                "id", flat=True
+            )
             return {queue_library_id, *takers}
     return set()
 
 
 def active_conversations_of(librarian_id: int) -> list[Conversation]:
     return list(
-        Conversation.objects.filter(librarian_id=librarian_id, status=ConversationStatus.ACTIVE)
+        Conversation.objects.filter(
+            librarian_id=librarian_id, status=ConversationStatus.ACTIVE
+        )
         .select_related("origin_library", "home_library")
         .order_by("accepted_at")
     )
@@ -113,10 +120,15 @@ def local_info(library: Library) -> dict:
         "library": protocol.library_ref(library),
         "verified_at": protocol.iso(library.local_info_verified_at),
         "hours_today": [
-            {"opens": protocol.iso(s.opens), "closes": protocol.iso(s.closes)} for s in spans
+            {"opens": protocol.iso(s.opens), "closes": protocol.iso(s.closes)}
+            for s in spans
         ],
         "sections": [
-            {"title": s.title, "kind": s.kind, "body_html": str(render_markdown(s.body))}
+            {
+                "title": s.title,
+                "kind": s.kind,
+                "body_html": str(render_markdown(s.body)),
+            }
             for s in library.local_info.all()
         ],
     }
@@ -182,7 +194,9 @@ def _calendar_libraries(today: datetime) -> list[Library]:
     return list(
         Library.objects.prefetch_related(
             "weekly_hours",
-            Prefetch("special_hours", queryset=SpecialHours.objects.filter(day__gte=recent)),
+            Prefetch(
+                "special_hours", queryset=SpecialHours.objects.filter(day__gte=recent)
+            ),
             Prefetch("closures", queryset=Closure.objects.filter(last__gte=recent)),
             Prefetch("partners", queryset=Library.objects.only("id")),
         )
@@ -253,14 +267,18 @@ def estimated_wait_seconds(*, step: str, now: datetime) -> int:
     if waits:
         return max(5, round(statistics.median(waits)))
     fallback = (
-        settings.REFDESK_OVERFLOW_WAIT if step == QueueStep.OVERFLOW else settings.REFDESK_LOCAL_WAIT
+        settings.REFDESK_OVERFLOW_WAIT
+        if step == QueueStep.OVERFLOW
+        else settings.REFDESK_LOCAL_WAIT
     )
     return round(fallback.total_seconds())
 
 
 def due_conversation_ids(*, now: datetime, limit: int = 100) -> list[UUID]:
     return list(
-        Conversation.objects.filter(status=ConversationStatus.WAITING, escalate_at__lte=now)
+        Conversation.objects.filter(
+            status=ConversationStatus.WAITING, escalate_at__lte=now
+        )
         .order_by("escalate_at")
         .values_list("id", flat=True)[:limit]
     )
@@ -269,7 +287,11 @@ def due_conversation_ids(*, now: datetime, limit: int = 100) -> list[UUID]:
 def waiting_conversations() -> list[Conversation]:
     return list(
         Conversation.objects.filter(status=ConversationStatus.WAITING).only(
-            "id", "queue", "queue_library_id", "offered_library_ids", "origin_library_id",
+            "id",
+            "queue",
+            "queue_library_id",
+            "offered_library_ids",
+            "origin_library_id",
             "home_library_id",
         )
     )
@@ -280,14 +302,21 @@ def abandoned_candidates(*, now: datetime) -> list[UUID]:
     cutoff = now - settings.REFDESK_ABANDON_AFTER
     return list(
         Conversation.objects.filter(
-            status=ConversationStatus.WAITING, patron_sockets=0, patron_seen_at__lte=cutoff
+            status=ConversationStatus.WAITING,
+            patron_sockets=0,
+            patron_seen_at__lte=cutoff,
         ).values_list("id", flat=True)[:100]
     )
 
 
 def library_list() -> list[dict]:
     return [
-        {"slug": lib.slug, "name": lib.name, "timezone": lib.timezone, "website": lib.website}
+        {
+            "slug": lib.slug,
+            "name": lib.name,
+            "timezone": lib.timezone,
+            "website": lib.website,
+        }
         for lib in Library.objects.order_by("name")
     ]
 

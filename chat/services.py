@@ -35,6 +35,7 @@ from libraries import presence
 from libraries.models import Librarian, Library
 from libraries.selectors import area_libraries, get_library
 from refdesk.errors import Forbidden, NotFound, Unauthenticated
+from tickets import services as ticket_services
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ def _member_library(declared: str) -> Library | None:
     declared = " ".join(declared.split())
     if not declared:
         return None
-    return Library.objects.filter(Q(slug__iexact=declared) | Q(name__iexact=declared)).first()
+    return Library.objects.filter(
+        Q(slug__iexact=declared) | Q(name__iexact=declared)
+    ).first()
 
 
 @transaction.atomic
@@ -106,12 +109,29 @@ def start_conversation(
         **_route_fields(route, now),
     )
     Message.objects.create(
-        conversation=conversation, seq=1, sender=Sender.PATRON, name=name, body=question,
+        conversation=conversation,
+        seq=1,
+        sender=Sender.PATRON,
+        name=name,
+        body=question,
         sent_at=now,
     )
     _record_step(conversation, route, now)
-    _announce(conversation, previously_eligible=set(), reason="escalated", question=question)
+    _announce(
+        conversation, previously_eligible=set(), reason="escalated", question=question
+    )
+    if route.step == "offline":
+        _ticket_if_email(conversation, "chat_offline", now)
     return conversation, patron_token(conversation.id)
+
+
+def _ticket_if_email(conversation: Conversation, source: str, now: datetime) -> None:
+    """A chat nobody answered, or that the patron left, becomes a ticket when the
+    patron gave an email (issue 5)."""
+    if conversation.patron_email:
+        ticket_services.create_ticket_from_conversation(
+            conversation=conversation, source=source, now=now
+        )
 
 
 def _route_fields(route: policy.Route, now: datetime) -> dict:
@@ -131,7 +151,9 @@ def _route_fields(route: policy.Route, now: datetime) -> dict:
     }
 
 
-def _record_step(conversation: Conversation, route: policy.Route, now: datetime) -> None:
+def _record_step(
+    conversation: Conversation, route: policy.Route, now: datetime
+) -> None:
     ConversationStep.objects.create(
         conversation=conversation,
         step=route.step,
@@ -166,7 +188,9 @@ def _announce(
                 .first()
                 or ""
             )
-        item = protocol.queue_item(conversation, question=question, slugs=selectors.library_slugs())
+        item = protocol.queue_item(
+            conversation, question=question, slugs=selectors.library_slugs()
+        )
         events.send_on_commit(
             [events.library_desks_group(i) for i in sorted(eligible)],
             {"type": "queue.offer", "conversation": item},
@@ -175,13 +199,19 @@ def _announce(
     if gone:
         events.send_on_commit(
             [events.library_desks_group(i) for i in sorted(gone)],
-            {"type": "queue.withdraw", "conversation": str(conversation.id), "reason": reason},
+            {
+                "type": "queue.withdraw",
+                "conversation": str(conversation.id),
+                "reason": reason,
+            },
         )
     _send_status(conversation)
     if conversation.status == ConversationStatus.WAITING and conversation.escalate_at:
         conversation_id, eta = str(conversation.id), conversation.escalate_at
         transaction.on_commit(
-            lambda: tasks.escalate_conversation.apply_async(args=[conversation_id], eta=eta)
+            lambda: tasks.escalate_conversation.apply_async(
+                args=[conversation_id], eta=eta
+            )
         )
 
 
@@ -198,7 +228,9 @@ def patron_status(conversation: Conversation, *, now: datetime | None = None) ->
         queue=protocol.patron_queue(conversation.queue) if waiting else None,
         library=library,
         estimated_wait_seconds=(
-            selectors.estimated_wait_seconds(step=conversation.queue, now=now or timezone.now())
+            selectors.estimated_wait_seconds(
+                step=conversation.queue, now=now or timezone.now()
+            )
             if waiting
             else None
         ),
@@ -217,12 +249,15 @@ def _send_status(conversation: Conversation) -> None:
     )
 
 
-def _reroute(conversation: Conversation, *, after: str | None, reason: str, now: datetime) -> None:
+def _reroute(
+    conversation: Conversation, *, after: str | None, reason: str, now: datetime
+) -> None:
     """Apply the policy's next step to a locked, waiting conversation."""
     previously = selectors.eligible_library_ids(conversation)
     route = policy.route_chat(
         chat=policy.ChatFacts(
-            origin_id=conversation.queue_library_id, home_id=conversation.home_library_id
+            origin_id=conversation.queue_library_id,
+            home_id=conversation.home_library_id,
         ),
         staffing=selectors.staffing_snapshot(now=now),
         after=after,
@@ -242,6 +277,8 @@ def _reroute(conversation: Conversation, *, after: str | None, reason: str, now:
         previously_eligible=previously,
         reason="offline" if route.step == "offline" else "escalated",
     )
+    if route.step == "offline":
+        _ticket_if_email(conversation, "chat_offline", now)
     logger.info("conversation %s moved to %s (%s)", conversation.id, route.step, reason)
 
 
@@ -255,7 +292,9 @@ def escalate_if_due(*, conversation_id: UUID, now: datetime | None = None) -> bo
     now = now or timezone.now()
     conversation = (
         Conversation.objects.select_for_update(no_key=True, skip_locked=True)
-        .filter(pk=conversation_id, status=ConversationStatus.WAITING, escalate_at__lte=now)
+        .filter(
+            pk=conversation_id, status=ConversationStatus.WAITING, escalate_at__lte=now
+        )
         .first()
     )
     if conversation is None:
@@ -287,11 +326,17 @@ def reroute_unstaffed(*, now: datetime | None = None) -> int:
             continue
         conversation = (
             Conversation.objects.select_for_update(no_key=True, skip_locked=True)
-            .filter(pk=candidate.pk, status=ConversationStatus.WAITING, queue=candidate.queue)
+            .filter(
+                pk=candidate.pk,
+                status=ConversationStatus.WAITING,
+                queue=candidate.queue,
+            )
             .first()
         )
         if conversation is not None:
-            _reroute(conversation, after=conversation.queue, reason="unstaffed", now=now)
+            _reroute(
+                conversation, after=conversation.queue, reason="unstaffed", now=now
+            )
             moved += 1
     return moved
 
@@ -333,7 +378,11 @@ def accept_conversation(
             conversation = selectors.get_conversation(conversation_id)
             events.send_on_commit(
                 [events.library_desks_group(i) for i in sorted(eligible)],
-                {"type": "queue.withdraw", "conversation": str(conversation_id), "reason": "accepted"},
+                {
+                    "type": "queue.withdraw",
+                    "conversation": str(conversation_id),
+                    "reason": "accepted",
+                },
             )
             accepted = selectors.accepted_payloads([conversation])[0]
             events.send_on_commit(
@@ -370,7 +419,14 @@ def post_message(
                 seq=seq,
                 sender=sender,
                 librarian=librarian,
-                name=name or (librarian.display_name if librarian else "" if sender == Sender.SYSTEM else patron_name),
+                name=name
+                or (
+                    librarian.display_name
+                    if librarian
+                    else ""
+                    if sender == Sender.SYSTEM
+                    else patron_name
+                ),
                 body=body,
                 client_id=client_id,
                 sent_at=now,
@@ -390,7 +446,11 @@ def post_message(
 
 def _deliver(message: Message, librarian_id: int | None) -> None:
     frame = protocol.message(message)
-    event = {"type": "conversation.message", "message": frame, "conversation": str(message.conversation_id)}
+    event = {
+        "type": "conversation.message",
+        "message": frame,
+        "conversation": str(message.conversation_id),
+    }
     groups = [events.conversation_group(message.conversation_id)]
     if librarian_id:
         groups.append(events.librarian_desks_group(librarian_id))
@@ -441,7 +501,9 @@ def _explain_refused_message(
     raise ConversationClosed(f"the conversation is {conversation.status}")
 
 
-def typing_target(*, conversation_id: UUID, librarian: Librarian | None = None) -> list[str]:
+def typing_target(
+    *, conversation_id: UUID, librarian: Librarian | None = None
+) -> list[str]:
     """Groups that should see typing from one side: only the other party."""
     conversation = selectors.get_conversation(conversation_id)
     if librarian is not None:
@@ -468,7 +530,9 @@ def librarian_messages_after(
 # ----------------------------------------------------------------------
 def _lock(conversation_id: UUID) -> Conversation:
     conversation = (
-        Conversation.objects.select_for_update(no_key=True).filter(pk=conversation_id).first()
+        Conversation.objects.select_for_update(no_key=True)
+        .filter(pk=conversation_id)
+        .first()
     )
     if conversation is None:
         raise ConversationNotFound("no such conversation")
@@ -503,13 +567,31 @@ def close_conversation(
     conversation.closed_by = ClosedBy.LIBRARIAN
     conversation.closed_at = now or timezone.now()
     conversation.save(
-        update_fields=["status", "outcome", "close_note", "tags", "closed_by", "closed_at"]
+        update_fields=[
+            "status",
+            "outcome",
+            "close_note",
+            "tags",
+            "closed_by",
+            "closed_at",
+        ]
     )
     events.send_on_commit(
         events.librarian_desks_group(librarian.pk),
-        {"type": "desk.closed", "conversation": str(conversation_id), "by": ClosedBy.LIBRARIAN},
+        {
+            "type": "desk.closed",
+            "conversation": str(conversation_id),
+            "by": ClosedBy.LIBRARIAN,
+        },
     )
     _send_status(conversation)
+    if outcome in ("follow_up_self", "follow_up_home"):
+        ticket_services.create_ticket_from_conversation(
+            conversation=conversation,
+            source=outcome,
+            librarian=librarian,
+            now=conversation.closed_at,
+        )
     return conversation
 
 
@@ -527,7 +609,11 @@ def patron_close(*, conversation_id: UUID, now: datetime | None = None) -> Conve
         conversation.save(update_fields=["status", "closed_by", "closed_at"])
         events.send_on_commit(
             events.librarian_desks_group(conversation.librarian_id),
-            {"type": "desk.closed", "conversation": str(conversation_id), "by": ClosedBy.PATRON},
+            {
+                "type": "desk.closed",
+                "conversation": str(conversation_id),
+                "by": ClosedBy.PATRON,
+            },
         )
         _send_status(conversation)
     else:
@@ -545,9 +631,14 @@ def _abandon(conversation: Conversation, now: datetime) -> None:
     _leave_step(conversation.id, "abandoned", now)
     events.send_on_commit(
         [events.library_desks_group(i) for i in sorted(eligible)],
-        {"type": "queue.withdraw", "conversation": str(conversation.id), "reason": "abandoned"},
+        {
+            "type": "queue.withdraw",
+            "conversation": str(conversation.id),
+            "reason": "abandoned",
+        },
     )
     _send_status(conversation)
+    _ticket_if_email(conversation, "chat_abandoned", now)
 
 
 @transaction.atomic
@@ -568,6 +659,27 @@ def abandon_if_gone(*, conversation_id: UUID, now: datetime | None = None) -> bo
         return False
     _abandon(conversation, now)
     return True
+
+
+@transaction.atomic
+def take_offline_for_follow_up(
+    *, conversation_id: UUID, now: datetime | None = None
+) -> Conversation:
+    """Lock a conversation for the patron's follow-up (tickets.services); a waiting
+    chat goes offline at once and desks get `withdraw offline`. Returns the locked
+    row in whatever state it is; the caller decides what the state allows."""
+    now = now or timezone.now()
+    conversation = _lock(conversation_id)
+    if conversation.status == ConversationStatus.WAITING:
+        previously = selectors.eligible_library_ids(conversation)
+        fields = _route_fields(policy.OFFLINE, now)
+        for name, value in fields.items():
+            setattr(conversation, name, value)
+        conversation.save(update_fields=[*fields])
+        _leave_step(conversation.id, "follow_up", now)
+        _record_step(conversation, policy.OFFLINE, now)
+        _announce(conversation, previously_eligible=previously, reason="offline")
+    return conversation
 
 
 def patron_connected(*, conversation_id: UUID, now: datetime | None = None) -> None:
@@ -599,14 +711,18 @@ def transfer_conversation(
     except NotFound:
         raise NotFound(f"no member library {to_library!r}") from None
     route = policy.route_chat(
-        chat=policy.ChatFacts(origin_id=target.id, home_id=conversation.home_library_id),
+        chat=policy.ChatFacts(
+            origin_id=target.id, home_id=conversation.home_library_id
+        ),
         staffing=selectors.staffing_snapshot(now=now),
         after=None,
         overflow_wait=settings.REFDESK_OVERFLOW_WAIT,
         now=now,
     )
     if route.step == "offline":
-        raise StateConflict("nobody is available to take this chat; keep it or close it")
+        raise StateConflict(
+            "nobody is available to take this chat; keep it or close it"
+        )
     fields = _route_fields(route, now)
     fields.update(
         queue_library_id=route.queue_library_id or target.id,
@@ -620,11 +736,18 @@ def transfer_conversation(
     conversation.save(update_fields=[*fields])
     _record_step(conversation, route, now)
     post_message(
-        conversation_id=conversation.id, sender=Sender.SYSTEM, body=TRANSFER_NOTICE, now=now
+        conversation_id=conversation.id,
+        sender=Sender.SYSTEM,
+        body=TRANSFER_NOTICE,
+        now=now,
     )
     events.send_on_commit(
         events.librarian_desks_group(librarian.pk),
-        {"type": "desk.closed", "conversation": str(conversation_id), "by": ClosedBy.LIBRARIAN},
+        {
+            "type": "desk.closed",
+            "conversation": str(conversation_id),
+            "by": ClosedBy.LIBRARIAN,
+        },
     )
     _announce(conversation, previously_eligible=set(), reason="transferred")
     return conversation

@@ -7,7 +7,11 @@ app_name = "chat"
 urlpatterns = [
     # Patron HTTP API (PROTOCOL.md)
     path("api/v1/libraries/", api.library_list, name="api-library-list"),
-    path("api/v1/libraries/<slug:slug>/status", api.library_status, name="api-library-status"),
+    path(
+        "api/v1/libraries/<slug:slug>/status",
+        api.library_status,
+        name="api-library-status",
+    ),
     path(
         "api/v1/libraries/<slug:slug>/conversations",
         api.start_conversation,

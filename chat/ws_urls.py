@@ -10,5 +10,8 @@ from chat.consumers import DeskConsumer, PatronConsumer
 
 websocket_urlpatterns = [
     path("ws/chat/<uuid:conversation_id>/", PatronConsumer.as_asgi()),
-    path("ws/desk/", AllowedHostsOriginValidator(AuthMiddlewareStack(DeskConsumer.as_asgi()))),
+    path(
+        "ws/desk/",
+        AllowedHostsOriginValidator(AuthMiddlewareStack(DeskConsumer.as_asgi())),
+    ),
 ]

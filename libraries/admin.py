@@ -324,7 +324,9 @@ class LocalInfoSectionAdmin(LibraryScopedAdmin):
 
 
 # Desk presence of the librarians on the changelist page being rendered.
-_desks_on_page: ContextVar[dict[int, list[bool]]] = ContextVar("desks_on_page", default={})
+_desks_on_page: ContextVar[dict[int, list[bool]] | None] = ContextVar(
+    "desks_on_page", default=None
+)
 
 
 @admin.register(Librarian)
@@ -333,7 +335,14 @@ class LibrarianAdmin(LibraryScopedAdmin):
 
     form = forms.LibrarianChangeForm
     add_form = forms.LibrarianCreationForm
-    list_display = ("display_name", "login", "email_address", "library", "role", "at_desk")
+    list_display = (
+        "display_name",
+        "login",
+        "email_address",
+        "library",
+        "role",
+        "at_desk",
+    )
     list_filter = (("library", admin.RelatedOnlyFieldListFilter), "role")
     actions = ("sign_off",)
     list_select_related = ("user", "library")
@@ -372,7 +381,7 @@ class LibrarianAdmin(LibraryScopedAdmin):
 
     @admin.display(description="at the desk")
     def at_desk(self, obj: Librarian) -> str:
-        states = _desks_on_page.get().get(obj.pk)
+        states = (_desks_on_page.get() or {}).get(obj.pk)
         if not states:
             return "—"
         return "available" if any(states) else "away"
@@ -383,12 +392,16 @@ class LibrarianAdmin(LibraryScopedAdmin):
         for librarian in queryset.select_related("library"):
             try:
                 count += bool(
-                    services.sign_off_librarian(librarian=librarian, acting_user=request.user)
+                    services.sign_off_librarian(
+                        librarian=librarian, acting_user=request.user
+                    )
                 )
             except Forbidden as error:
                 self.message_user(request, error.detail, level=messages.ERROR)
                 return
-        self.message_user(request, f"Signed off {count} librarian(s) who were at a desk.")
+        self.message_user(
+            request, f"Signed off {count} librarian(s) who were at a desk."
+        )
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:

@@ -53,16 +53,23 @@ class Library(models.Model):
     timezone = models.CharField(
         max_length=64, validators=[validate_timezone], default="America/Chicago"
     )
-    website = models.URLField(help_text="The library's home page; its origin may embed the widget.")
+    website = models.URLField(
+        help_text="The library's home page; its origin may embed the widget."
+    )
     contact_email = models.EmailField(
         help_text="Receives reports about outdated local info and library notices."
     )
     brand_color = models.CharField(
-        max_length=7, default="#1f4e79", validators=[validate_color],
+        max_length=7,
+        default="#1f4e79",
+        validators=[validate_color],
         help_text="Header colour of the chat widget; text on it is white, so keep it dark.",
     )
     partners = models.ManyToManyField(
-        "self", symmetrical=False, blank=True, related_name="partner_of",
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="partner_of",
         help_text="Libraries offered this library's chats first when it cannot answer.",
     )
     sends_overflow = models.BooleanField(
@@ -72,12 +79,16 @@ class Library(models.Model):
         default=True, help_text="This library answers other members' chats."
     )
     local_wait_seconds = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
         help_text="How long a chat waits for this library before moving on; "
         "empty means the consortium default.",
     )
     partner_wait_seconds = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
         help_text="How long a chat waits for the partner libraries; "
         "empty means the consortium's local wait.",
     )
@@ -89,8 +100,17 @@ class Library(models.Model):
     )
     local_info_verified_at = models.DateTimeField(null=True, blank=True)
     local_info_verified_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="verified_libraries",
+    )
+    local_info_stale_notified_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the library was last told its local info card is stale.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -99,14 +119,17 @@ class Library(models.Model):
         verbose_name_plural = "libraries"
         constraints = [
             models.CheckConstraint(
-                condition=Q(chats_per_librarian__gte=1), name="library_capacity_positive"
+                condition=Q(chats_per_librarian__gte=1),
+                name="library_capacity_positive",
             ),
             models.CheckConstraint(
-                condition=Q(local_wait_seconds__isnull=True) | Q(local_wait_seconds__gte=1),
+                condition=Q(local_wait_seconds__isnull=True)
+                | Q(local_wait_seconds__gte=1),
                 name="library_local_wait_positive",
             ),
             models.CheckConstraint(
-                condition=Q(partner_wait_seconds__isnull=True) | Q(partner_wait_seconds__gte=1),
+                condition=Q(partner_wait_seconds__isnull=True)
+                | Q(partner_wait_seconds__gte=1),
                 name="library_partner_wait_positive",
             ),
         ]
@@ -118,12 +141,16 @@ class Library(models.Model):
 class WidgetOrigin(models.Model):
     """A web origin, besides the library's website, allowed to embed its widget."""
 
-    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="widget_origins")
+    library = models.ForeignKey(
+        Library, on_delete=models.CASCADE, related_name="widget_origins"
+    )
     origin = models.CharField(max_length=255, validators=[validate_origin])
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["library", "origin"], name="widget_origin_unique"),
+            models.UniqueConstraint(
+                fields=["library", "origin"], name="widget_origin_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -133,17 +160,22 @@ class WidgetOrigin(models.Model):
 class WeeklyHours(models.Model):
     """One open span on a weekday; closing at or before opening runs overnight."""
 
-    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="weekly_hours")
+    library = models.ForeignKey(
+        Library, on_delete=models.CASCADE, related_name="weekly_hours"
+    )
     weekday = models.PositiveSmallIntegerField(choices=Weekday)
     opens = models.TimeField()
-    closes = models.TimeField(help_text="At or before opening means the span runs overnight.")
+    closes = models.TimeField(
+        help_text="At or before opening means the span runs overnight."
+    )
 
     class Meta:
         ordering = ["weekday", "opens"]
         verbose_name_plural = "weekly hours"
         constraints = [
             models.CheckConstraint(
-                condition=Q(weekday__gte=0, weekday__lte=6), name="weekly_hours_weekday_valid"
+                condition=Q(weekday__gte=0, weekday__lte=6),
+                name="weekly_hours_weekday_valid",
             ),
             models.CheckConstraint(
                 condition=~Q(opens=F("closes")) | Q(opens="00:00"),
@@ -158,10 +190,14 @@ class WeeklyHours(models.Model):
 class SpecialHours(models.Model):
     """Hours for one date that replace the weekly hours of that date."""
 
-    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="special_hours")
+    library = models.ForeignKey(
+        Library, on_delete=models.CASCADE, related_name="special_hours"
+    )
     day = models.DateField()
     opens = models.TimeField()
-    closes = models.TimeField(help_text="At or before opening means the span runs overnight.")
+    closes = models.TimeField(
+        help_text="At or before opening means the span runs overnight."
+    )
     note = models.CharField(max_length=200, blank=True)
 
     class Meta:
@@ -181,7 +217,9 @@ class SpecialHours(models.Model):
 class Closure(models.Model):
     """Closed every day from `first` to `last` inclusive: holidays, closures."""
 
-    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="closures")
+    library = models.ForeignKey(
+        Library, on_delete=models.CASCADE, related_name="closures"
+    )
     first = models.DateField()
     last = models.DateField()
     reason = models.CharField(max_length=200, blank=True)
@@ -189,7 +227,9 @@ class Closure(models.Model):
     class Meta:
         ordering = ["first"]
         constraints = [
-            models.CheckConstraint(condition=Q(last__gte=F("first")), name="closure_not_inverted"),
+            models.CheckConstraint(
+                condition=Q(last__gte=F("first")), name="closure_not_inverted"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -199,7 +239,9 @@ class Closure(models.Model):
 
     def clean(self) -> None:
         if self.first and self.last and self.last < self.first:
-            raise ValidationError({"last": "The last day cannot be before the first day."})
+            raise ValidationError(
+                {"last": "The last day cannot be before the first day."}
+            )
 
 
 class ServiceAreaKind(models.TextChoices):
@@ -210,7 +252,9 @@ class ServiceAreaKind(models.TextChoices):
 class ServiceArea(models.Model):
     """A postal code or place the library serves: chats from it count as in-area."""
 
-    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="service_areas")
+    library = models.ForeignKey(
+        Library, on_delete=models.CASCADE, related_name="service_areas"
+    )
     kind = models.CharField(max_length=16, choices=ServiceAreaKind)
     value = models.CharField(max_length=100)
 
@@ -218,7 +262,8 @@ class ServiceArea(models.Model):
         ordering = ["kind", "value"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind__in=ServiceAreaKind.values), name="service_area_kind_valid"
+                condition=Q(kind__in=ServiceAreaKind.values),
+                name="service_area_kind_valid",
             ),
             models.UniqueConstraint(
                 "library", "kind", Lower("value"), name="service_area_unique"
@@ -242,8 +287,12 @@ class LocalInfoKind(models.TextChoices):
 class LocalInfoSection(models.Model):
     """A staff-only section of a library's local info card, in Markdown."""
 
-    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="local_info")
-    kind = models.CharField(max_length=16, choices=LocalInfoKind, default=LocalInfoKind.OTHER)
+    library = models.ForeignKey(
+        Library, on_delete=models.CASCADE, related_name="local_info"
+    )
+    kind = models.CharField(
+        max_length=16, choices=LocalInfoKind, default=LocalInfoKind.OTHER
+    )
     title = models.CharField(max_length=200)
     body = models.TextField(help_text="Markdown. Staff only: never shown to patrons.")
     position = models.PositiveSmallIntegerField(default=0)
@@ -262,6 +311,122 @@ class LocalInfoSection(models.Model):
         return self.title
 
 
+class LocalInfoChange(models.TextChoices):
+    BASELINE = "baseline", "as it was before the first recorded change"
+    CREATED = "created"
+    CHANGED = "changed"
+    DELETED = "deleted"
+    RESTORED = "restored"
+
+
+class LocalInfoVersion(models.Model):
+    """A section of a local info card as one save left it: who, when, what changed.
+
+    Written only by `libraries.local_info`; kept when its section is deleted, so
+    a deleted section can be restored.
+    """
+
+    section = models.ForeignKey(
+        LocalInfoSection,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="versions",
+    )
+    library = models.ForeignKey(
+        Library, on_delete=models.CASCADE, related_name="local_info_versions"
+    )
+    change = models.CharField(max_length=16, choices=LocalInfoChange)
+    kind = models.CharField(max_length=16, choices=LocalInfoKind)
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    position = models.PositiveSmallIntegerField(default=0)
+    saved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="local_info_versions",
+    )
+    saved_at = models.DateTimeField()
+    summary = models.TextField(
+        blank=True, help_text="What changed: the fields, and a diff of the text."
+    )
+
+    class Meta:
+        ordering = ["-saved_at", "-id"]
+        verbose_name = "local info version"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(change__in=LocalInfoChange.values),
+                name="local_info_version_change_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["section", "-saved_at"], name="local_info_version_section"
+            ),
+            models.Index(
+                fields=["library", "-saved_at"], name="local_info_version_library"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.title} ({self.get_change_display()} {self.saved_at:%Y-%m-%d %H:%M})"
+        )
+
+
+class OutdatedReport(models.Model):
+    """A librarian's "this looks outdated" about a local info section."""
+
+    library = models.ForeignKey(
+        Library, on_delete=models.PROTECT, related_name="outdated_reports"
+    )
+    section = models.ForeignKey(
+        LocalInfoSection,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="outdated_reports",
+    )
+    section_title = models.CharField(
+        max_length=200, help_text="The section's title when reported."
+    )
+    librarian = models.ForeignKey(
+        "Librarian", on_delete=models.PROTECT, related_name="outdated_reports"
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="resolved_outdated_reports",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "outdated local info report"
+        indexes = [
+            models.Index(
+                fields=["library", "created_at"],
+                condition=Q(resolved_at__isnull=True),
+                name="outdated_report_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.section_title} ({self.created_at:%Y-%m-%d})"
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.resolved_at is not None
+
+
 class Role(models.TextChoices):
     LIBRARIAN = "librarian", "librarian"
     LIBRARY_ADMIN = "library_admin", "library admin"
@@ -273,7 +438,11 @@ class Librarian(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="librarian"
     )
     library = models.ForeignKey(
-        Library, null=True, blank=True, on_delete=models.PROTECT, related_name="librarians",
+        Library,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="librarians",
         help_text="Every librarian and library admin belongs to one library.",
     )
     role = models.CharField(max_length=20, choices=Role, default=Role.LIBRARIAN)
@@ -284,7 +453,9 @@ class Librarian(models.Model):
     class Meta:
         ordering = ["library__name", "display_name"]
         constraints = [
-            models.CheckConstraint(condition=Q(role__in=Role.values), name="librarian_role_valid"),
+            models.CheckConstraint(
+                condition=Q(role__in=Role.values), name="librarian_role_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(role=Role.CONSORTIUM_ADMIN) | Q(library__isnull=False),
                 name="librarian_has_library",
@@ -301,4 +472,3 @@ class Librarian(models.Model):
     @property
     def is_library_admin(self) -> bool:
         return self.role == Role.LIBRARY_ADMIN
-

@@ -41,12 +41,19 @@ class RedisPresence:
     """One sorted set of desk sockets scored by expiry, plus a socket → member map."""
 
     def __init__(self, url: str, prefix: str):
-        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=5
+        )
         self.desks = f"{prefix}:presence:desks"
         self.sockets = f"{prefix}:presence:sockets"
 
     def touch(
-        self, *, library_id: int, librarian_id: int, socket_id: str, available: bool,
+        self,
+        *,
+        library_id: int,
+        librarian_id: int,
+        socket_id: str,
+        available: bool,
         expires_at: float,
     ) -> None:
         member = _member(library_id, librarian_id, socket_id, available)
@@ -67,7 +74,9 @@ class RedisPresence:
         pipe.execute()
 
     def drop_librarian(self, *, librarian_id: int) -> list[str]:
-        dropped = [e.socket_id for e in self.entries(now=0) if e.librarian_id == librarian_id]
+        dropped = [
+            e.socket_id for e in self.entries(now=0) if e.librarian_id == librarian_id
+        ]
         for socket_id in dropped:
             self.drop(socket_id=socket_id)
         return dropped
@@ -100,7 +109,12 @@ class MemoryPresence:
         self._entries: dict[str, DeskEntry] = {}
 
     def touch(
-        self, *, library_id: int, librarian_id: int, socket_id: str, available: bool,
+        self,
+        *,
+        library_id: int,
+        librarian_id: int,
+        socket_id: str,
+        available: bool,
         expires_at: float,
     ) -> None:
         with self._lock:
@@ -114,7 +128,9 @@ class MemoryPresence:
 
     def drop_librarian(self, *, librarian_id: int) -> list[str]:
         with self._lock:
-            dropped = [k for k, e in self._entries.items() if e.librarian_id == librarian_id]
+            dropped = [
+                k for k, e in self._entries.items() if e.librarian_id == librarian_id
+            ]
             for socket_id in dropped:
                 del self._entries[socket_id]
             return dropped
@@ -148,12 +164,17 @@ def clock() -> float:
     return time.time()
 
 
-def touch(*, library_id: int, librarian_id: int, socket_id: str, available: bool) -> None:
+def touch(
+    *, library_id: int, librarian_id: int, socket_id: str, available: bool
+) -> None:
     """Record a frame from a desk socket: it stays present for the presence timeout."""
     expires_at = clock() + settings.REFDESK_PRESENCE_TIMEOUT.total_seconds()
     store().touch(
-        library_id=library_id, librarian_id=librarian_id, socket_id=socket_id,
-        available=available, expires_at=expires_at,
+        library_id=library_id,
+        librarian_id=librarian_id,
+        socket_id=socket_id,
+        available=available,
+        expires_at=expires_at,
     )
 
 

@@ -31,10 +31,12 @@ def library_hours(library: Library) -> hours.LibraryHours:
     return hours.LibraryHours(
         timezone=library.timezone,
         weekly=tuple(
-            hours.WeeklySpan(r.weekday, r.opens, r.closes) for r in library.weekly_hours.all()
+            hours.WeeklySpan(r.weekday, r.opens, r.closes)
+            for r in library.weekly_hours.all()
         ),
         special=tuple(
-            hours.SpecialDay(day, tuple(spans)) for day, spans in sorted(special_by_day.items())
+            hours.SpecialDay(day, tuple(spans))
+            for day, spans in sorted(special_by_day.items())
         ),
         closures=tuple(hours.Closure(r.first, r.last) for r in library.closures.all()),
         always_open=library.always_open,
@@ -60,7 +62,9 @@ def is_consortium_admin(user: AbstractBaseUser | AnonymousUser) -> bool:
     return librarian is not None and librarian.role == Role.CONSORTIUM_ADMIN
 
 
-def libraries_administered_by(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Library]:
+def libraries_administered_by(
+    user: AbstractBaseUser | AnonymousUser,
+) -> QuerySet[Library]:
     """Every library for a consortium admin, their own for a library admin, else none."""
     if is_consortium_admin(user):
         return Library.objects.all()
@@ -90,7 +94,9 @@ def area_libraries(*, home_library: str = "", postal_code: str = "") -> set[int]
         condition |= Q(kind=ServiceAreaKind.POSTAL_CODE, value=postal)
     if place := " ".join(home_library.split()):
         condition |= Q(kind=ServiceAreaKind.PLACE, value__iexact=place)
-    return set(ServiceArea.objects.filter(condition).values_list("library_id", flat=True))
+    return set(
+        ServiceArea.objects.filter(condition).values_list("library_id", flat=True)
+    )
 
 
 def normalise_place(value: str) -> str:
@@ -128,7 +134,9 @@ def widget_origins(*, slug: str) -> set[str]:
     Its website's origin plus any its admins registered; empty for an unknown
     library.
     """
-    library = Library.objects.filter(slug=slug).prefetch_related("widget_origins").first()
+    library = (
+        Library.objects.filter(slug=slug).prefetch_related("widget_origins").first()
+    )
     if library is None:
         return set()
     found = {o.origin for o in library.widget_origins.all()}
@@ -141,5 +149,10 @@ def all_widget_origins() -> set[str]:
     from libraries.models import WidgetOrigin
 
     found = set(WidgetOrigin.objects.values_list("origin", flat=True))
-    found.update(filter(None, (origin_of(w) for w in Library.objects.values_list("website", flat=True))))
+    found.update(
+        filter(
+            None,
+            (origin_of(w) for w in Library.objects.values_list("website", flat=True)),
+        )
+    )
     return found

@@ -171,7 +171,9 @@ def add_service_area(*, library: Library, kind: str, value: str) -> ServiceArea:
         )
 
 
-def sign_off_librarian(*, librarian: Librarian, acting_user: AbstractBaseUser | None) -> int:
+def sign_off_librarian(
+    *, librarian: Librarian, acting_user: AbstractBaseUser | None
+) -> int:
     """Take a librarian off the desk: every desk socket of theirs turns away.
 
     Consortium admins may sign off anyone; a library admin only their own
@@ -181,9 +183,12 @@ def sign_off_librarian(*, librarian: Librarian, acting_user: AbstractBaseUser | 
     from libraries import presence
     from libraries.signals import librarian_signed_off
 
-    if acting_user is not None and not selectors.libraries_administered_by(acting_user).filter(
-        pk=librarian.library_id
-    ).exists():
+    if (
+        acting_user is not None
+        and not selectors.libraries_administered_by(acting_user)
+        .filter(pk=librarian.library_id)
+        .exists()
+    ):
         raise Forbidden("you can sign off only your own library's librarians")
     dropped = presence.drop_librarian(librarian_id=librarian.pk)
     logger.info("librarian %s signed off (%d desk sockets)", librarian.pk, len(dropped))

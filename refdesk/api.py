@@ -52,8 +52,12 @@ def json_api(*, methods: tuple[str, ...], origins: Origins | None = None):
                 if request.method == "OPTIONS":
                     response = HttpResponse(status=204)
                     if allowed:
-                        response["Access-Control-Allow-Methods"] = ", ".join((*methods, "OPTIONS"))
-                        response["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+                        response["Access-Control-Allow-Methods"] = ", ".join(
+                            (*methods, "OPTIONS")
+                        )
+                        response["Access-Control-Allow-Headers"] = (
+                            "Content-Type, Authorization"
+                        )
                         response["Access-Control-Max-Age"] = "600"
                 elif request.method not in methods:
                     response = error_response(
@@ -62,7 +66,9 @@ def json_api(*, methods: tuple[str, ...], origins: Origins | None = None):
                     response["Allow"] = ", ".join(methods)
                 else:
                     result = view(request, **kwargs)
-                    status, data = result if isinstance(result, tuple) else (200, result)
+                    status, data = (
+                        result if isinstance(result, tuple) else (200, result)
+                    )
                     response = JsonResponse(data, status=status, safe=False)
             except RefdeskError as error:
                 response = error_response(error)
@@ -107,7 +113,9 @@ def client_address(request: HttpRequest) -> str:
     trusted = settings.REFDESK_TRUSTED_PROXIES
     if not trusted or not _in(address, trusted):
         return address
-    forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",")]
+    forwarded = [
+        a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",")
+    ]
     for hop in reversed([a for a in forwarded if a]):
         if not _in(hop, trusted):
             return hop
@@ -141,5 +149,7 @@ def rate_limit(request: HttpRequest, *, scope: str, per_minute: int) -> None:
         count = 1
     if count > per_minute:
         retry_after = max(1, math.ceil((window + 1) * 60 - time.time()))
-        raise RateLimited("too many requests from this address; try again shortly",
-                          retry_after=retry_after)
+        raise RateLimited(
+            "too many requests from this address; try again shortly",
+            retry_after=retry_after,
+        )

@@ -30,7 +30,11 @@ def env_seconds(name: str, default: int) -> timedelta:
 
 
 def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    return [
+        item.strip()
+        for item in os.environ.get(name, default).split(",")
+        if item.strip()
+    ]
 
 
 # Core
@@ -119,7 +123,9 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"
+    },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -209,6 +215,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_seconds("REFDESK_SWEEP_SECONDS", 5),
         "options": {"expires": env_int("REFDESK_SWEEP_SECONDS", 5)},
     },
+    "sweep-ticket-sla": {
+        "task": "tickets.tasks.sweep_ticket_sla",
+        "schedule": env_seconds("REFDESK_TICKET_SWEEP_SECONDS", 60),
+        "options": {"expires": env_int("REFDESK_TICKET_SWEEP_SECONDS", 60)},
+    },
 }
 
 # Email
@@ -247,15 +258,23 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("REFDESK_LOG_LEVEL", "INFO")},
+    "root": {
+        "handlers": ["console"],
+        "level": os.environ.get("REFDESK_LOG_LEVEL", "INFO"),
+    },
     "loggers": {
         "uvicorn.error": {"level": "WARNING"},
         "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
         "daphne": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
+        "celery.beat": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
     },
 }
 
@@ -271,3 +290,11 @@ REFDESK_TICKET_SLA = timedelta(hours=env_int("REFDESK_TICKET_SLA_HOURS", 24))
 REFDESK_CHAT_RATE_PER_MINUTE = env_int("REFDESK_CHAT_RATE_PER_MINUTE", 20)
 REFDESK_TRUSTED_PROXIES = env_list("REFDESK_TRUSTED_PROXIES")
 REFDESK_INBOUND_SECRET = os.environ.get("REFDESK_INBOUND_SECRET", "")
+# Tickets: past this share of the SLA unanswered a ticket joins the shared pool,
+# past the risk share it is at risk; attachments over the limit are listed, not kept.
+REFDESK_TICKET_POOL_SHARE = float(os.environ.get("REFDESK_TICKET_POOL_SHARE", "0.5"))
+REFDESK_TICKET_RISK_SHARE = float(os.environ.get("REFDESK_TICKET_RISK_SHARE", "0.75"))
+REFDESK_TICKET_ATTACHMENT_MAX_BYTES = env_int(
+    "REFDESK_TICKET_ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024
+)
+REFDESK_INBOUND_MAX_BYTES = env_int("REFDESK_INBOUND_MAX_BYTES", 10 * 1024 * 1024)

@@ -1,6 +1,7 @@
 """Fixtures shared by every app's tests: factories named after the demo consortium,
 the real-services guard and the Celery worker."""
 
+import datetime as dt
 import itertools
 import os
 import subprocess
@@ -8,7 +9,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-import datetime as dt
 
 import pytest
 from django.conf import settings
@@ -99,7 +99,10 @@ def make_librarian(db) -> Callable[..., Librarian]:
             is_superuser=role == Role.CONSORTIUM_ADMIN,
         )
         return Librarian.objects.create(
-            user=user, library=library, role=role, display_name=display_name or f"Librarian {n}"
+            user=user,
+            library=library,
+            role=role,
+            display_name=display_name or f"Librarian {n}",
         )
 
     return make
@@ -124,7 +127,9 @@ def ogdenville(make_library) -> Library:
 def weekday_hours(db) -> Callable[..., None]:
     """Give a library ordinary weekday hours (Mon–Fri 09:00–17:00) instead of always-open."""
 
-    def give(library: Library, opens: dt.time = dt.time(9), closes: dt.time = dt.time(17)) -> None:
+    def give(
+        library: Library, opens: dt.time = dt.time(9), closes: dt.time = dt.time(17)
+    ) -> None:
         library.always_open = False
         library.save(update_fields=["always_open"])
         WeeklyHours.objects.bulk_create(
@@ -166,22 +171,41 @@ class CeleryWorkerProcess:
         from refdesk.celery import app
 
         command = [
-            sys.executable, "-m", "celery", "-A", "refdesk", "worker",
-            "--pool", "threads", "--concurrency", "4", "--loglevel", "warning",
-            "--without-heartbeat", "--without-mingle", "--without-gossip",
-            "--hostname", self.hostname,
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "refdesk",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "--loglevel",
+            "warning",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "--hostname",
+            self.hostname,
         ]
         if self.beat:
             command += ["--beat", "--schedule", str(self.tmp_path / "beat-schedule")]
         self.log = open(self.tmp_path / "celery.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            command, env=self.env, cwd=settings.BASE_DIR, stdout=self.log, stderr=self.log
+            command,
+            env=self.env,
+            cwd=settings.BASE_DIR,
+            stdout=self.log,
+            stderr=self.log,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self.log.close()
-                raise RuntimeError(f"celery worker exited: see {self.tmp_path / 'celery.log'}")
+                raise RuntimeError(
+                    f"celery worker exited: see {self.tmp_path / 'celery.log'}"
+                )
             if app.control.ping(destination=[self.hostname], timeout=0.5):
                 return self
         self.stop(crash=True)
@@ -198,7 +222,9 @@ class CeleryWorkerProcess:
 
 
 @pytest.fixture
-def celery_worker_factory(transactional_db, tmp_path) -> Iterator[Callable[..., CeleryWorkerProcess]]:
+def celery_worker_factory(
+    transactional_db, tmp_path
+) -> Iterator[Callable[..., CeleryWorkerProcess]]:
     """Start real Celery worker processes on the Redis broker against the test database.
 
     Tests that use it need `django_db(transaction=True)` so the worker sees

@@ -3,13 +3,13 @@
 import django.core.validators
 import django.db.models.deletion
 import django.db.models.functions.text
-import libraries.models
 from django.conf import settings
 from django.db import migrations, models
 
+import libraries.models
+
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,164 +18,515 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Library',
+            name="Library",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('timezone', models.CharField(default='America/Chicago', max_length=64, validators=[libraries.models.validate_timezone])),
-                ('website', models.URLField(help_text="The library's home page; its origin may embed the widget.")),
-                ('contact_email', models.EmailField(help_text='Receives reports about outdated local info and library notices.', max_length=254)),
-                ('brand_color', models.CharField(default='#1f4e79', help_text='Header colour of the chat widget; text on it is white, so keep it dark.', max_length=7, validators=[django.core.validators.RegexValidator(code='invalid_color', message='Enter a colour as #rrggbb, e.g. #1f4e79.', regex='^#[0-9a-fA-F]{6}$')])),
-                ('sends_overflow', models.BooleanField(default=True, help_text='Chats this library cannot answer go to other members.')),
-                ('takes_overflow', models.BooleanField(default=True, help_text="This library answers other members' chats.")),
-                ('local_wait_seconds', models.PositiveIntegerField(blank=True, help_text='How long a chat waits for this library before moving on; empty means the consortium default.', null=True)),
-                ('partner_wait_seconds', models.PositiveIntegerField(blank=True, help_text="How long a chat waits for the partner libraries; empty means the consortium's local wait.", null=True)),
-                ('chats_per_librarian', models.PositiveSmallIntegerField(default=3, help_text='How many chats one librarian handles at once.')),
-                ('always_open', models.BooleanField(default=False, help_text='Open around the clock; weekly hours are ignored.')),
-                ('local_info_verified_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('local_info_verified_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='verified_libraries', to=settings.AUTH_USER_MODEL)),
-                ('partners', models.ManyToManyField(blank=True, help_text="Libraries offered this library's chats first when it cannot answer.", related_name='partner_of', to='libraries.library')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("slug", models.SlugField(unique=True)),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "timezone",
+                    models.CharField(
+                        default="America/Chicago",
+                        max_length=64,
+                        validators=[libraries.models.validate_timezone],
+                    ),
+                ),
+                (
+                    "website",
+                    models.URLField(
+                        help_text="The library's home page; its origin may embed the widget."
+                    ),
+                ),
+                (
+                    "contact_email",
+                    models.EmailField(
+                        help_text="Receives reports about outdated local info and library notices.",
+                        max_length=254,
+                    ),
+                ),
+                (
+                    "brand_color",
+                    models.CharField(
+                        default="#1f4e79",
+                        help_text="Header colour of the chat widget; text on it is white, so keep it dark.",
+                        max_length=7,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                code="invalid_color",
+                                message="Enter a colour as #rrggbb, e.g. #1f4e79.",
+                                regex="^#[0-9a-fA-F]{6}$",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "sends_overflow",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Chats this library cannot answer go to other members.",
+                    ),
+                ),
+                (
+                    "takes_overflow",
+                    models.BooleanField(
+                        default=True,
+                        help_text="This library answers other members' chats.",
+                    ),
+                ),
+                (
+                    "local_wait_seconds",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="How long a chat waits for this library before moving on; empty means the consortium default.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "partner_wait_seconds",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="How long a chat waits for the partner libraries; empty means the consortium's local wait.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "chats_per_librarian",
+                    models.PositiveSmallIntegerField(
+                        default=3,
+                        help_text="How many chats one librarian handles at once.",
+                    ),
+                ),
+                (
+                    "always_open",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Open around the clock; weekly hours are ignored.",
+                    ),
+                ),
+                ("local_info_verified_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "local_info_verified_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="verified_libraries",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "partners",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Libraries offered this library's chats first when it cannot answer.",
+                        related_name="partner_of",
+                        to="libraries.library",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'libraries',
-                'ordering': ['name'],
+                "verbose_name_plural": "libraries",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Librarian',
+            name="Librarian",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('librarian', 'librarian'), ('library_admin', 'library admin'), ('consortium_admin', 'consortium admin')], default='librarian', max_length=20)),
-                ('display_name', models.CharField(help_text='Shown to patrons, e.g. a first name.', max_length=100)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='librarian', to=settings.AUTH_USER_MODEL)),
-                ('library', models.ForeignKey(blank=True, help_text='Every librarian and library admin belongs to one library.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='librarians', to='libraries.library')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("librarian", "librarian"),
+                            ("library_admin", "library admin"),
+                            ("consortium_admin", "consortium admin"),
+                        ],
+                        default="librarian",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "display_name",
+                    models.CharField(
+                        help_text="Shown to patrons, e.g. a first name.", max_length=100
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="librarian",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "library",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Every librarian and library admin belongs to one library.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="librarians",
+                        to="libraries.library",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['library__name', 'display_name'],
+                "ordering": ["library__name", "display_name"],
             },
         ),
         migrations.CreateModel(
-            name='Closure',
+            name="Closure",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('first', models.DateField()),
-                ('last', models.DateField()),
-                ('reason', models.CharField(blank=True, max_length=200)),
-                ('library', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='closures', to='libraries.library')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("first", models.DateField()),
+                ("last", models.DateField()),
+                ("reason", models.CharField(blank=True, max_length=200)),
+                (
+                    "library",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="closures",
+                        to="libraries.library",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['first'],
+                "ordering": ["first"],
             },
         ),
         migrations.CreateModel(
-            name='LocalInfoSection',
+            name="LocalInfoSection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('cards', 'Library cards (who may get one; non-residents)'), ('borrowing', 'Borrowing and renewals'), ('ill', 'Interlibrary loan'), ('databases', 'Databases and remote access'), ('contacts', 'Contacts for escalation'), ('alerts', 'Current alerts'), ('other', 'Other')], default='other', max_length=16)),
-                ('title', models.CharField(max_length=200)),
-                ('body', models.TextField(help_text='Markdown. Staff only: never shown to patrons.')),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('library', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='local_info', to='libraries.library')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("cards", "Library cards (who may get one; non-residents)"),
+                            ("borrowing", "Borrowing and renewals"),
+                            ("ill", "Interlibrary loan"),
+                            ("databases", "Databases and remote access"),
+                            ("contacts", "Contacts for escalation"),
+                            ("alerts", "Current alerts"),
+                            ("other", "Other"),
+                        ],
+                        default="other",
+                        max_length=16,
+                    ),
+                ),
+                ("title", models.CharField(max_length=200)),
+                (
+                    "body",
+                    models.TextField(
+                        help_text="Markdown. Staff only: never shown to patrons."
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "library",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="local_info",
+                        to="libraries.library",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'local info section',
-                'ordering': ['position', 'id'],
+                "verbose_name": "local info section",
+                "ordering": ["position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ServiceArea',
+            name="ServiceArea",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('postal_code', 'postal code'), ('place', 'place name')], max_length=16)),
-                ('value', models.CharField(max_length=100)),
-                ('library', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='service_areas', to='libraries.library')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("postal_code", "postal code"),
+                            ("place", "place name"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("value", models.CharField(max_length=100)),
+                (
+                    "library",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="service_areas",
+                        to="libraries.library",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['kind', 'value'],
+                "ordering": ["kind", "value"],
             },
         ),
         migrations.CreateModel(
-            name='SpecialHours',
+            name="SpecialHours",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField()),
-                ('opens', models.TimeField()),
-                ('closes', models.TimeField(help_text='At or before opening means the span runs overnight.')),
-                ('note', models.CharField(blank=True, max_length=200)),
-                ('library', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='special_hours', to='libraries.library')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("day", models.DateField()),
+                ("opens", models.TimeField()),
+                (
+                    "closes",
+                    models.TimeField(
+                        help_text="At or before opening means the span runs overnight."
+                    ),
+                ),
+                ("note", models.CharField(blank=True, max_length=200)),
+                (
+                    "library",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="special_hours",
+                        to="libraries.library",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'special hours',
-                'ordering': ['day', 'opens'],
+                "verbose_name_plural": "special hours",
+                "ordering": ["day", "opens"],
             },
         ),
         migrations.CreateModel(
-            name='WeeklyHours',
+            name="WeeklyHours",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('weekday', models.PositiveSmallIntegerField(choices=[(0, 'Monday'), (1, 'Tuesday'), (2, 'Wednesday'), (3, 'Thursday'), (4, 'Friday'), (5, 'Saturday'), (6, 'Sunday')])),
-                ('opens', models.TimeField()),
-                ('closes', models.TimeField(help_text='At or before opening means the span runs overnight.')),
-                ('library', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='weekly_hours', to='libraries.library')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "weekday",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (0, "Monday"),
+                            (1, "Tuesday"),
+                            (2, "Wednesday"),
+                            (3, "Thursday"),
+                            (4, "Friday"),
+                            (5, "Saturday"),
+                            (6, "Sunday"),
+                        ]
+                    ),
+                ),
+                ("opens", models.TimeField()),
+                (
+                    "closes",
+                    models.TimeField(
+                        help_text="At or before opening means the span runs overnight."
+                    ),
+                ),
+                (
+                    "library",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="weekly_hours",
+                        to="libraries.library",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'weekly hours',
-                'ordering': ['weekday', 'opens'],
+                "verbose_name_plural": "weekly hours",
+                "ordering": ["weekday", "opens"],
             },
         ),
         migrations.CreateModel(
-            name='WidgetOrigin',
+            name="WidgetOrigin",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('origin', models.CharField(max_length=255, validators=[django.core.validators.RegexValidator(code='invalid_origin', message='Enter a web origin: scheme, host and optional port, with no path, e.g. https://www.springfieldlibrary.org or http://localhost:8080.', regex='^https?://(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)(:[0-9]{1,5})?$')])),
-                ('library', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='widget_origins', to='libraries.library')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "origin",
+                    models.CharField(
+                        max_length=255,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                code="invalid_origin",
+                                message="Enter a web origin: scheme, host and optional port, with no path, e.g. https://www.springfieldlibrary.org or http://localhost:8080.",
+                                regex="^https?://(\\[[0-9a-fA-F:]+\\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)(:[0-9]{1,5})?$",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "library",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="widget_origins",
+                        to="libraries.library",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='library',
-            constraint=models.CheckConstraint(condition=models.Q(('chats_per_librarian__gte', 1)), name='library_capacity_positive'),
+            model_name="library",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("chats_per_librarian__gte", 1)),
+                name="library_capacity_positive",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='librarian',
-            constraint=models.CheckConstraint(condition=models.Q(('role__in', ['librarian', 'library_admin', 'consortium_admin'])), name='librarian_role_valid'),
+            model_name="librarian",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("role__in", ["librarian", "library_admin", "consortium_admin"])
+                ),
+                name="librarian_role_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='librarian',
-            constraint=models.CheckConstraint(condition=models.Q(('role', 'consortium_admin'), ('library__isnull', False), _connector='OR'), name='librarian_has_library'),
+            model_name="librarian",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("role", "consortium_admin"),
+                    ("library__isnull", False),
+                    _connector="OR",
+                ),
+                name="librarian_has_library",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='closure',
-            constraint=models.CheckConstraint(condition=models.Q(('last__gte', models.F('first'))), name='closure_not_inverted'),
+            model_name="closure",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("last__gte", models.F("first"))),
+                name="closure_not_inverted",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='localinfosection',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['cards', 'borrowing', 'ill', 'databases', 'contacts', 'alerts', 'other'])), name='local_info_kind_valid'),
+            model_name="localinfosection",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "kind__in",
+                        [
+                            "cards",
+                            "borrowing",
+                            "ill",
+                            "databases",
+                            "contacts",
+                            "alerts",
+                            "other",
+                        ],
+                    )
+                ),
+                name="local_info_kind_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='servicearea',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['postal_code', 'place'])), name='service_area_kind_valid'),
+            model_name="servicearea",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["postal_code", "place"])),
+                name="service_area_kind_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='servicearea',
-            constraint=models.UniqueConstraint(models.F('library'), models.F('kind'), django.db.models.functions.text.Lower('value'), name='service_area_unique'),
+            model_name="servicearea",
+            constraint=models.UniqueConstraint(
+                models.F("library"),
+                models.F("kind"),
+                django.db.models.functions.text.Lower("value"),
+                name="service_area_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='specialhours',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('opens', models.F('closes')), _negated=True), ('opens', '00:00'), _connector='OR'), name='special_hours_not_empty'),
+            model_name="specialhours",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("opens", models.F("closes")), _negated=True),
+                    ("opens", "00:00"),
+                    _connector="OR",
+                ),
+                name="special_hours_not_empty",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='weeklyhours',
-            constraint=models.CheckConstraint(condition=models.Q(('weekday__gte', 0), ('weekday__lte', 6)), name='weekly_hours_weekday_valid'),
+            model_name="weeklyhours",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("weekday__gte", 0), ("weekday__lte", 6)),
+                name="weekly_hours_weekday_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='weeklyhours',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('opens', models.F('closes')), _negated=True), ('opens', '00:00'), _connector='OR'), name='weekly_hours_not_empty'),
+            model_name="weeklyhours",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("opens", models.F("closes")), _negated=True),
+                    ("opens", "00:00"),
+                    _connector="OR",
+                ),
+                name="weekly_hours_not_empty",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='widgetorigin',
-            constraint=models.UniqueConstraint(fields=('library', 'origin'), name='widget_origin_unique'),
+            model_name="widgetorigin",
+            constraint=models.UniqueConstraint(
+                fields=("library", "origin"), name="widget_origin_unique"
+            ),
         ),
     ]

@@ -6,29 +6,52 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('libraries', '0001_initial'),
+        ("libraries", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='library',
-            name='local_wait_seconds',
-            field=models.PositiveIntegerField(blank=True, help_text='How long a chat waits for this library before moving on; empty means the consortium default.', null=True, validators=[django.core.validators.MinValueValidator(1)]),
+            model_name="library",
+            name="local_wait_seconds",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="How long a chat waits for this library before moving on; empty means the consortium default.",
+                null=True,
+                validators=[django.core.validators.MinValueValidator(1)],
+            ),
         ),
         migrations.AlterField(
-            model_name='library',
-            name='partner_wait_seconds',
-            field=models.PositiveIntegerField(blank=True, help_text="How long a chat waits for the partner libraries; empty means the consortium's local wait.", null=True, validators=[django.core.validators.MinValueValidator(1)]),
+            model_name="library",
+            name="partner_wait_seconds",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="How long a chat waits for the partner libraries; empty means the consortium's local wait.",
+                null=True,
+                validators=[django.core.validators.MinValueValidator(1)],
+            ),
         ),
         migrations.AddConstraint(
-            model_name='library',
-            constraint=models.CheckConstraint(condition=models.Q(('local_wait_seconds__isnull', True), ('local_wait_seconds__gte', 1), _connector='OR'), name='library_local_wait_positive'),
+            model_name="library",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("local_wait_seconds__isnull", True),
+                    ("local_wait_seconds__gte", 1),
+                    _connector="OR",
+                ),
+                name="library_local_wait_positive",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='library',
-            constraint=models.CheckConstraint(condition=models.Q(('partner_wait_seconds__isnull', True), ('partner_wait_seconds__gte', 1), _connector='OR'), name='library_partner_wait_positive'),
+            model_name="library",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("partner_wait_seconds__isnull", True),
+                    ("partner_wait_seconds__gte", 1),
+                    _connector="OR",
+                ),
+                name="library_partner_wait_positive",
+            ),
         ),
     ]

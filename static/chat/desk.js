@@ -489,9 +489,10 @@
     if (!state.queue.has(id)) return; // ids this desk never saw are ignored
     state.queue.delete(id);
     const requested = state.acceptRequested.has(id);
-    state.acceptRequested.delete(id);
+    // An accept in flight is settled by its `accepted` or `error` frame.
+    if (reason !== "accepted") state.acceptRequested.delete(id);
     renderQueue();
-    if (reason === "accepted" && requested && state.chats.has(id)) return;
+    if (reason === "accepted" && requested) return;
     const why = {
       accepted: "another librarian accepted it",
       abandoned: "the patron left",
@@ -635,8 +636,10 @@
     chat.tabLabel.textContent = `${tabText(chat)}${chat.closed ? " (closed)" : ""}`;
     chat.tab.classList.toggle("closed", chat.closed);
     chat.unread.hidden = chat.unreadCount === 0;
-    chat.unread.textContent = chat.unreadCount ? String(chat.unreadCount) : "";
-    chat.unread.setAttribute("aria-label", `${chat.unreadCount} unread`);
+    chat.unread.replaceChildren(
+      document.createTextNode(String(chat.unreadCount)),
+      make("span", "visually-hidden", " unread"),
+    );
   }
 
   function selectChat(id, { focusTab }) {

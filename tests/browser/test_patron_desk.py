@@ -240,3 +240,92 @@ def test_html_in_patron_text_is_shown_as_text_on_the_desk(
         assert page.evaluate("() => window.__xss") is None
         assert page.locator(".messages img, .messages script, .messages b").count() == 0
     screenshot(desk, "desk-html-as-text")
+
+
+def test_librarian_works_two_chats_in_tabs_by_keyboard(
+    new_page, make_library, make_librarian, celery_worker
+):
+    springfield = make_library("springfield")
+    desk = new_page("desk")
+    open_desk(desk, make_librarian(springfield, display_name="Marge"))
+
+    ada = new_page("ada", viewport=MOBILE)
+    ask(ada, "Where are the atlases?", name="Ada")
+    bob = new_page("bob", viewport=MOBILE)
+    ask(bob, "Do you lend telescopes?", name="Bob")
+    expect(desk.locator(".queue-item")).to_have_count(2)
+    expect(desk).to_have_title("(2) refdesk desk")
+
+    for question in ("Where are the atlases?", "Do you lend telescopes?"):
+        desk.locator(".queue-item", has_text=question).get_by_role(
+            "button", name=re.compile(r"^Accept")
+        ).click()
+        expect(desk.locator(".queue-item", has_text=question)).to_have_count(0)
+    tabs = desk.get_by_role("tab")
+    expect(tabs).to_have_count(2)
+    expect(tabs.nth(1)).to_have_attribute("aria-selected", "true")
+    expect(bob.locator("#chat-view")).to_have_attribute("data-status", "active")
+
+    # Arrow keys move between the chats; each composer talks to its own patron.
+    tabs.nth(1).focus()
+    desk.keyboard.press("ArrowLeft")
+    expect(tabs.nth(0)).to_be_focused()
+    expect(tabs.nth(0)).to_have_attribute("aria-selected", "true")
+    desk_composer(desk).fill("Atlases are on the second floor.")
+    desk_composer(desk).press("Enter")
+    expect(ada.locator("#messages")).to_contain_text("second floor")
+
+    # A message for the chat in the other tab marks that tab unread.
+    bob.get_by_label("Message", exact=True).fill("Hello?")
+    bob.get_by_label("Message", exact=True).press("Enter")
+    expect(tabs.nth(1).locator(".unread")).to_contain_text("1")
+    tabs.nth(0).focus()
+    desk.keyboard.press("End")
+    expect(tabs.nth(1)).to_have_attribute("aria-selected", "true")
+    expect(tabs.nth(1).locator(".unread")).to_be_hidden()
+    expect(desk.locator(".chat-panel:not([hidden]) .messages")).to_contain_text(
+        "Hello?"
+    )
+    assert "second floor" not in bob.locator("#messages").inner_text()
+
+
+def test_patron_reconnects_after_a_drop_and_resends_unacknowledged_messages(
+    new_page, make_library, make_librarian, celery_worker
+):
+    springfield = make_library("springfield")
+    desk = new_page("desk")
+    open_desk(desk, make_librarian(springfield))
+
+    patron = new_page("patron", viewport=MOBILE)
+    sockets = []
+
+    def through(route):
+        route.connect_to_server()
+        sockets.append(route)
+
+    patron.route_web_socket(re.compile(r"/ws/chat/"), through)
+    ask(patron, "Is the library open on Sunday?")
+    desk.locator(".queue-item").first.get_by_role(
+        "button", name=re.compile(r"^Accept")
+    ).click()
+    expect(patron.locator("#chat-view")).to_have_attribute("data-status", "active")
+    assert len(sockets) == 1
+
+    sockets[0].close(code=4000, reason="network dropped")
+    expect(patron.locator("#connection-line")).to_contain_text("Reconnecting")
+    patron.get_by_label("Message", exact=True).fill("Still there?")
+    patron.get_by_label("Message", exact=True).press("Enter")
+    expect(patron.locator("#messages .pending")).to_contain_text("sending…")
+
+    expect(patron.locator("#connection-line")).to_be_hidden()
+    assert len(sockets) == 2
+    assert "after_seq=1" in sockets[1].url
+    panel = desk.locator(".chat-panel:not([hidden])")
+    expect(panel.locator(".messages")).to_contain_text("Still there?")
+    expect(patron.locator("#messages .pending")).to_have_count(0)
+    expect(panel.locator(".messages .message", has_text="Still there?")).to_have_count(
+        1
+    )
+    expect(patron.locator("#messages .message", has_text="Still there?")).to_have_count(
+        1
+    )

@@ -24,8 +24,14 @@ def clean_presence():
 
 @pytest.fixture
 def start_chat(db) -> Callable[..., tuple]:
-    def start(library_slug: str = "springfield", question: str = "Do you have Moby-Dick?", **kw):
-        return services.start_conversation(library_slug=library_slug, question=question, **kw)
+    def start(
+        library_slug: str = "springfield",
+        question: str = "Do you have Moby-Dick?",
+        **kw,
+    ):
+        return services.start_conversation(
+            library_slug=library_slug, question=question, **kw
+        )
 
     return start
 
@@ -84,7 +90,9 @@ async def open_desk(cookie: bytes):
 
 
 def make_user(username: str = "visitor"):
-    return get_user_model().objects.create_user(username=username, password="x-long-password-1")
+    return get_user_model().objects.create_user(
+        username=username, password="x-long-password-1"
+    )
 
 
 @pytest.fixture

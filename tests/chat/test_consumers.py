@@ -105,13 +105,17 @@ async def test_unknown_conversation_is_refused(springfield):
     assert await patron.receive_output(2) == {"type": "websocket.close", "code": 4401}
 
 
-async def test_patron_message_is_stored_then_echoed_with_seq(springfield, staffed, start_chat):
+async def test_patron_message_is_stored_then_echoed_with_seq(
+    springfield, staffed, start_chat
+):
     await db(staffed)(springfield)
     conversation, token = await db(start_chat)()
     patron = await _patron(conversation, token)
     await receive_until(patron, "message")  # seq 1, the question
 
-    await patron.send_json_to({"type": "message", "body": "  And Typee?  ", "client_id": "c-1"})
+    await patron.send_json_to(
+        {"type": "message", "body": "  And Typee?  ", "client_id": "c-1"}
+    )
     echo = await receive(patron)
 
     assert echo["type"] == "message"
@@ -164,16 +168,23 @@ async def test_retried_client_id_is_stored_once_and_answered_only_to_sender(
             {"client_id": "c-8"},
             id="body-over-4000",
         ),
-        pytest.param('{"type": "message", "body": 42}', "bad_frame", {}, id="body-not-text"),
+        pytest.param(
+            '{"type": "message", "body": 42}', "bad_frame", {}, id="body-not-text"
+        ),
         pytest.param(
             json.dumps({"type": "message", "body": "x", "client_id": "c" * 101}),
             "validation_error",
             {},
             id="client-id-too-long",
         ),
-        pytest.param('{"type": "resume", "after_seq": -1}', "bad_frame", {}, id="bad-resume"),
         pytest.param(
-            json.dumps({"type": "message", "body": "é" * 9000}), "too_large", {}, id="over-16k"
+            '{"type": "resume", "after_seq": -1}', "bad_frame", {}, id="bad-resume"
+        ),
+        pytest.param(
+            json.dumps({"type": "message", "body": "é" * 9000}),
+            "too_large",
+            {},
+            id="over-16k",
         ),
     ],
 )
@@ -198,7 +209,9 @@ async def test_bad_patron_frames_get_errors_and_the_socket_stays_open(
     await patron.disconnect()
 
 
-async def test_body_of_exactly_4000_characters_is_accepted(springfield, staffed, start_chat):
+async def test_body_of_exactly_4000_characters_is_accepted(
+    springfield, staffed, start_chat
+):
     await db(staffed)(springfield)
     conversation, token = await db(start_chat)()
     patron = await _patron(conversation, token)
@@ -210,7 +223,9 @@ async def test_body_of_exactly_4000_characters_is_accepted(springfield, staffed,
     await patron.disconnect()
 
 
-async def test_frame_over_one_mebibyte_closes_with_1009(springfield, staffed, start_chat):
+async def test_frame_over_one_mebibyte_closes_with_1009(
+    springfield, staffed, start_chat
+):
     await db(staffed)(springfield)
     conversation, token = await db(start_chat)()
     patron = await _patron(conversation, token)
@@ -219,7 +234,9 @@ async def test_frame_over_one_mebibyte_closes_with_1009(springfield, staffed, st
     assert await patron.receive_output(2) == {"type": "websocket.close", "code": 1009}
 
 
-async def test_resume_sends_status_messages_after_seq_then_resumed(springfield, staffed, start_chat):
+async def test_resume_sends_status_messages_after_seq_then_resumed(
+    springfield, staffed, start_chat
+):
     await db(staffed)(springfield)
     conversation, token = await db(start_chat)()
     for n in range(3):
@@ -240,7 +257,9 @@ async def test_resume_sends_status_messages_after_seq_then_resumed(springfield, 
     await patron.disconnect()
 
 
-async def test_patron_close_while_waiting_abandons_and_withdraws(springfield_desk, start_chat):
+async def test_patron_close_while_waiting_abandons_and_withdraws(
+    springfield_desk, start_chat
+):
     desk, _, _ = await open_desk(springfield_desk[1])
     conversation, token = await db(start_chat)()
     await receive_until(desk, "offer")
@@ -269,7 +288,9 @@ async def test_message_while_waiting_reaches_librarian_in_accepted_history(
     await receive_until(desk, "offer")
     patron = await _patron(conversation, token)
     await receive_until(patron, "message")
-    await patron.send_json_to({"type": "message", "body": "I'm still here", "client_id": "w1"})
+    await patron.send_json_to(
+        {"type": "message", "body": "I'm still here", "client_id": "w1"}
+    )
     await receive(patron)
     assert await desk.receive_nothing(0.2)  # nobody else gets a waiting chat's messages
 
@@ -300,7 +321,10 @@ async def test_desk_for_a_user_who_is_not_a_librarian_closes_4403(springfield):
 
 @pytest.mark.parametrize(
     "origin",
-    [pytest.param(b"https://evil.example", id="foreign-origin"), pytest.param(None, id="none")],
+    [
+        pytest.param(b"https://evil.example", id="foreign-origin"),
+        pytest.param(None, id="none"),
+    ],
 )
 async def test_desk_refuses_other_origins_at_the_handshake(springfield_desk, origin):
     desk = desk_socket(springfield_desk[1], origin=origin)
@@ -313,11 +337,17 @@ async def test_desk_refuses_other_origins_at_the_handshake(springfield_desk, ori
 async def test_desk_opens_with_presence_then_queue(springfield_desk, start_chat):
     conversation, _ = await db(start_chat)()  # waits with nobody there: goes offline
     desk, presence_frame, queue = await open_desk(springfield_desk[1])
-    assert presence_frame == {"type": "presence", "status": "available", "heartbeat_seconds": 10}
+    assert presence_frame == {
+        "type": "presence",
+        "status": "available",
+        "heartbeat_seconds": 10,
+    }
     assert queue == {"type": "queue", "conversations": []}
     assert conversation.status == "offline"
 
-    waiting, _ = await db(start_chat)(question="Hours on Sunday?", home_library="Ogdenville")
+    waiting, _ = await db(start_chat)(
+        question="Hours on Sunday?", home_library="Ogdenville"
+    )
     offer = await receive(desk)
     assert offer["type"] == "offer"
     item = offer["conversation"]
@@ -370,7 +400,9 @@ async def test_accept_gives_history_patron_and_local_info_and_withdraws_elsewher
     desk_a2, _, _ = await open_desk(win_cookie)  # the winner's second tab
     desk_b, _, _ = await open_desk(await db(session_cookie)(loser.user))
     await db(springfield.local_info.create)(
-        kind="cards", title="Cards", body="Free for **state residents**.<script>x()</script>"
+        kind="cards",
+        title="Cards",
+        body="Free for **state residents**.<script>x()</script>",
     )
     conversation, token = await db(start_chat)(name="Pat", postal_code="62704")
     for desk in (desk_a, desk_a2, desk_b):
@@ -380,7 +412,11 @@ async def test_accept_gives_history_patron_and_local_info_and_withdraws_elsewher
 
     await desk_a.send_json_to({"type": "accept", "conversation": str(conversation.id)})
 
-    withdraw = {"type": "withdraw", "conversation": str(conversation.id), "reason": "accepted"}
+    withdraw = {
+        "type": "withdraw",
+        "conversation": str(conversation.id),
+        "reason": "accepted",
+    }
     frames_a = [await receive(desk_a), await receive(desk_a)]
     assert withdraw in frames_a
     accepted = next(f for f in frames_a if f["type"] == "accepted")
@@ -423,7 +459,9 @@ async def test_home_local_info_is_sent_when_the_home_library_is_another_member(
     springfield_desk, shelbyville, start_chat
 ):
     desk, _, _ = await open_desk(springfield_desk[1])
-    await db(shelbyville.local_info.create)(kind="cards", title="Shelbyville cards", body="$40")
+    await db(shelbyville.local_info.create)(
+        kind="cards", title="Shelbyville cards", body="$40"
+    )
     _, _, accepted = await _start_and_accept(
         desk, lambda question: start_chat(question=question, home_library="shelbyville")
     )
@@ -443,7 +481,9 @@ async def test_accepting_another_librarys_local_chat_is_not_yours(
     conversation, _ = await db(start_chat)()
     await receive_until(desk_here, "offer")
 
-    await desk_there.send_json_to({"type": "accept", "conversation": str(conversation.id)})
+    await desk_there.send_json_to(
+        {"type": "accept", "conversation": str(conversation.id)}
+    )
 
     error = await receive(desk_there)
     assert (error["type"], error["code"], error["conversation"]) == (
@@ -472,18 +512,33 @@ async def test_messages_and_typing_flow_between_patron_and_librarian(
     assert await desk.receive_nothing(0.1)
 
     await desk.send_json_to(
-        {"type": "message", "conversation": cid, "body": "Yes, 3 copies.", "client_id": "l-1"}
+        {
+            "type": "message",
+            "conversation": cid,
+            "body": "Yes, 3 copies.",
+            "client_id": "l-1",
+        }
     )
     at_desk = await receive(desk)
     at_patron = await receive(patron)
     assert at_desk == {**at_patron, "conversation": cid}
-    assert (at_patron["seq"], at_patron["sender"], at_patron["name"]) == (2, "librarian", "Marge")
+    assert (at_patron["seq"], at_patron["sender"], at_patron["name"]) == (
+        2,
+        "librarian",
+        "Marge",
+    )
 
     await patron.send_json_to({"type": "typing"})
-    assert await receive(desk) == {"type": "typing", "conversation": cid, "sender": "patron"}
+    assert await receive(desk) == {
+        "type": "typing",
+        "conversation": cid,
+        "sender": "patron",
+    }
     assert await patron.receive_nothing(0.1)
 
-    await patron.send_json_to({"type": "message", "body": "Thanks!", "client_id": "p-1"})
+    await patron.send_json_to(
+        {"type": "message", "body": "Thanks!", "client_id": "p-1"}
+    )
     assert (await receive(patron))["seq"] == 3
     assert (await receive(desk))["seq"] == 3
     first_reply = await db(lambda: Conversation.objects.get(pk=cid).first_reply_at)()
@@ -508,7 +563,9 @@ async def test_desk_resume_and_errors_name_the_conversation(
 
     colleague = await db(make_librarian)(springfield)
     other_desk, _, _ = await open_desk(await db(session_cookie)(colleague.user))
-    await other_desk.send_json_to({"type": "message", "conversation": cid, "body": "hijack"})
+    await other_desk.send_json_to(
+        {"type": "message", "conversation": cid, "body": "hijack"}
+    )
     error = await receive(other_desk)
     assert (error["code"], error["conversation"]) == ("not_yours", cid)
     await other_desk.send_json_to({"type": "accept", "conversation": "not-a-uuid"})
@@ -522,7 +579,9 @@ async def test_desk_resume_and_errors_name_the_conversation(
     await other_desk.disconnect()
 
 
-async def test_librarian_close_with_outcome_tells_both_sides(springfield_desk, start_chat):
+async def test_librarian_close_with_outcome_tells_both_sides(
+    springfield_desk, start_chat
+):
     desk, _, _ = await open_desk(springfield_desk[1])
     conversation, token, _ = await _start_and_accept(desk, start_chat)
     patron = await _patron(conversation, token)
@@ -539,7 +598,11 @@ async def test_librarian_close_with_outcome_tells_both_sides(springfield_desk, s
         }
     )
 
-    assert await receive(desk) == {"type": "closed", "conversation": cid, "by": "librarian"}
+    assert await receive(desk) == {
+        "type": "closed",
+        "conversation": cid,
+        "by": "librarian",
+    }
     assert (await receive(patron))["status"] == "closed"
     stored = await db(Conversation.objects.get)(pk=cid)
     assert (stored.status, stored.outcome, stored.tags) == (
@@ -555,7 +618,9 @@ async def test_librarian_close_with_outcome_tells_both_sides(springfield_desk, s
     await desk.disconnect()
 
 
-async def test_patron_close_of_an_active_chat_tells_the_librarian(springfield_desk, start_chat):
+async def test_patron_close_of_an_active_chat_tells_the_librarian(
+    springfield_desk, start_chat
+):
     desk, _, _ = await open_desk(springfield_desk[1])
     conversation, token, _ = await _start_and_accept(desk, start_chat)
     patron = await _patron(conversation, token)
@@ -599,13 +664,25 @@ async def test_transfer_offers_the_chat_to_the_target_with_a_note(
     cid = str(conversation.id)
 
     await desk.send_json_to(
-        {"type": "transfer", "conversation": cid, "to_library": "shelbyville", "note": "ILL q"}
+        {
+            "type": "transfer",
+            "conversation": cid,
+            "to_library": "shelbyville",
+            "note": "ILL q",
+        }
     )
 
-    assert await receive(desk) == {"type": "closed", "conversation": cid, "by": "librarian"}
+    assert await receive(desk) == {
+        "type": "closed",
+        "conversation": cid,
+        "by": "librarian",
+    }
     offer = await receive(target_desk)
     assert offer["type"] == "offer"
-    assert (offer["conversation"]["id"], offer["conversation"]["transfer_note"]) == (cid, "ILL q")
+    assert (offer["conversation"]["id"], offer["conversation"]["transfer_note"]) == (
+        cid,
+        "ILL q",
+    )
     assert offer["conversation"]["queue"] == "local"
     patron_frames = [await receive(patron), await receive(patron)]
     system = next(f for f in patron_frames if f["type"] == "message")
@@ -625,10 +702,16 @@ async def test_presence_away_and_heartbeat(springfield_desk):
     await desk.send_json_to({"type": "heartbeat"})
     assert await desk.receive_nothing(0.2)
     await desk.send_json_to({"type": "presence", "status": "away"})
-    assert await receive(desk) == {"type": "presence", "status": "away", "heartbeat_seconds": 10}
+    assert await receive(desk) == {
+        "type": "presence",
+        "status": "away",
+        "heartbeat_seconds": 10,
+    }
     await desk.send_json_to({"type": "presence", "status": "available"})
     assert (await receive(desk))["status"] == "available"
-    assert (await receive(desk))["type"] == "queue"  # chats appear at once when available
+    assert (await receive(desk))[
+        "type"
+    ] == "queue"  # chats appear at once when available
     await desk.send_json_to({"type": "presence", "status": "asleep"})
     assert (await receive(desk))["code"] == "bad_frame"
     await desk.disconnect()
@@ -642,7 +725,9 @@ async def test_logout_closes_only_that_sessions_desks(springfield_desk, springfi
         first.force_login(librarian.user)
         second.force_login(librarian.user)
         name = settings.SESSION_COOKIE_NAME
-        return first, [f"{name}={c.cookies[name].value}".encode() for c in (first, second)]
+        return first, [
+            f"{name}={c.cookies[name].value}".encode() for c in (first, second)
+        ]
 
     first_client, (cookie_1, cookie_2) = await db(two_sessions)()
     desk_1, _, _ = await open_desk(cookie_1)
@@ -656,12 +741,18 @@ async def test_logout_closes_only_that_sessions_desks(springfield_desk, springfi
     await desk_2.disconnect()
 
 
-async def test_desk_frames_of_another_status_keep_rows_intact(springfield_desk, start_chat):
+async def test_desk_frames_of_another_status_keep_rows_intact(
+    springfield_desk, start_chat
+):
     """Hostile input changes nothing already stored."""
     desk, _, _ = await open_desk(springfield_desk[1])
     conversation, _, _ = await _start_and_accept(desk, start_chat)
     cid = str(conversation.id)
-    for raw in ["{", '{"type":"message","conversation":"%s","body":""}' % cid, "null"]:
+    for raw in [
+        "{",
+        json.dumps({"type": "message", "conversation": cid, "body": ""}),
+        "null",
+    ]:
         await desk.send_to(text_data=raw)
         assert (await receive(desk))["type"] == "error"
     stored = await db(Conversation.objects.get)(pk=cid)

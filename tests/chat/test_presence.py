@@ -35,7 +35,11 @@ async def test_admin_sign_off_turns_the_desk_away_and_moves_chats_on(
     )
 
     assert response.status_code == 302
-    assert await receive(desk) == {"type": "presence", "status": "away", "heartbeat_seconds": 10}
+    assert await receive(desk) == {
+        "type": "presence",
+        "status": "away",
+        "heartbeat_seconds": 10,
+    }
     refreshed = await db(type(conversation).objects.get)(pk=conversation.pk)
     assert refreshed.queue == "overflow"
     await desk.disconnect()
@@ -59,10 +63,14 @@ def test_closing_time_signs_off_idle_librarians_but_not_those_mid_chat(
     busy = make_librarian(springfield)
     for librarian in (idle, busy):
         presence.touch(
-            library_id=springfield.id, librarian_id=librarian.id,
-            socket_id=f"desk-{librarian.id}", available=True,
+            library_id=springfield.id,
+            librarian_id=librarian.id,
+            socket_id=f"desk-{librarian.id}",
+            available=True,
         )
-    conversation, _ = services.start_conversation(library_slug="springfield", question="Q?")
+    conversation, _ = services.start_conversation(
+        library_slug="springfield", question="Q?"
+    )
     services.accept_conversation(conversation_id=conversation.id, librarian=busy)
     springfield.always_open = False  # and no hours: the library has closed
     springfield.save()

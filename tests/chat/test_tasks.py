@@ -47,7 +47,9 @@ def test_unanswered_local_chat_moves_to_the_consortium_within_the_wait(
     celery_worker_factory(**FAST)  # timers only, no beat: the ETA task does it
     staffed(springfield)
     staffed(shelbyville)
-    conversation, _ = services.start_conversation(library_slug="springfield", question="Q?")
+    conversation, _ = services.start_conversation(
+        library_slug="springfield", question="Q?"
+    )
     assert (conversation.status, conversation.queue) == ("waiting", "local")
 
     moved = wait_for(
@@ -56,7 +58,9 @@ def test_unanswered_local_chat_moves_to_the_consortium_within_the_wait(
 
     step = ConversationStep.objects.get(conversation=conversation, step="overflow")
     lateness = (step.entered_at - conversation.escalate_at).total_seconds()
-    assert 0 <= lateness < 1.0, lateness  # never early, and well within a sweep interval
+    assert 0 <= lateness < 1.0, (
+        lateness
+    )  # never early, and well within a sweep interval
     assert shelbyville.id in moved.offered_library_ids
     assert moved.status == ConversationStatus.WAITING
 
@@ -66,7 +70,9 @@ def test_overflow_runs_out_and_the_chat_goes_offline(
 ):
     celery_worker_factory(**FAST)
     staffed(shelbyville)  # springfield unstaffed: overflow at once
-    conversation, _ = services.start_conversation(library_slug="springfield", question="Q?")
+    conversation, _ = services.start_conversation(
+        library_slug="springfield", question="Q?"
+    )
     assert conversation.queue == "overflow"
 
     offline = wait_for(
@@ -75,7 +81,9 @@ def test_overflow_runs_out_and_the_chat_goes_offline(
 
     assert offline.escalate_at is None
     assert list(
-        ConversationStep.objects.filter(conversation=conversation).values_list("step", flat=True)
+        ConversationStep.objects.filter(conversation=conversation).values_list(
+            "step", flat=True
+        )
     ) == ["overflow", "offline"]
 
 
@@ -84,15 +92,21 @@ def test_closed_origin_library_overflows_at_once(
 ):
     springfield.always_open = False  # no hours at all: closed
     springfield.save()
-    staffed(springfield)  # a librarian at the desk does not make a closed library staffed
+    staffed(
+        springfield
+    )  # a librarian at the desk does not make a closed library staffed
     staffed(shelbyville)
-    conversation, _ = services.start_conversation(library_slug="springfield", question="Q?")
+    conversation, _ = services.start_conversation(
+        library_slug="springfield", question="Q?"
+    )
     assert (conversation.status, conversation.queue) == ("waiting", "overflow")
     assert conversation.offered_library_ids == [shelbyville.id]
 
 
 def test_nobody_staffed_goes_offline_at_once(springfield, shelbyville):
-    conversation, _ = services.start_conversation(library_slug="springfield", question="Q?")
+    conversation, _ = services.start_conversation(
+        library_slug="springfield", question="Q?"
+    )
     assert (conversation.status, conversation.escalate_at) == ("offline", None)
 
 
@@ -104,21 +118,27 @@ def test_sweep_escalates_a_chat_whose_timer_was_lost_after_a_worker_crash(
     staffed(springfield)
     staffed(shelbyville)
     first = celery_worker_factory(**FAST)
-    conversation, _ = services.start_conversation(library_slug="springfield", question="Q?")
+    conversation, _ = services.start_conversation(
+        library_slug="springfield", question="Q?"
+    )
     first.stop(crash=True)  # killed while holding the chat's ETA task
     app.control.purge()  # and the task is gone for good
     assert refreshed(conversation).queue == "local"
 
     celery_worker_factory(beat=True, **FAST)  # a new worker with the beat sweep
 
-    moved = wait_for(lambda: (c := refreshed(conversation)).queue == "overflow" and c, timeout=10)
+    moved = wait_for(
+        lambda: (c := refreshed(conversation)).queue == "overflow" and c, timeout=10
+    )
     assert moved.status == ConversationStatus.WAITING
 
 
 def test_duplicated_escalation_changes_nothing(springfield, shelbyville, staffed):
     staffed(springfield)
     staffed(shelbyville)
-    conversation, _ = services.start_conversation(library_slug="springfield", question="Q?")
+    conversation, _ = services.start_conversation(
+        library_slug="springfield", question="Q?"
+    )
     Conversation.objects.filter(pk=conversation.pk).update(
         escalate_at=timezone.now() - timedelta(seconds=1)
     )
@@ -129,7 +149,10 @@ def test_duplicated_escalation_changes_nothing(springfield, shelbyville, staffed
     after_second = refreshed(conversation)
 
     assert after_first.queue == "overflow"
-    assert (after_second.queue, after_second.escalate_at) == ("overflow", after_first.escalate_at)
+    assert (after_second.queue, after_second.escalate_at) == (
+        "overflow",
+        after_first.escalate_at,
+    )
     assert ConversationStep.objects.filter(conversation=conversation).count() == 2
 
 
@@ -138,7 +161,9 @@ def test_last_librarian_leaving_moves_waiting_chats_on_at_once(
 ):
     staffed(springfield, socket_id="springfield-desk")
     staffed(shelbyville)
-    conversation, _ = services.start_conversation(library_slug="springfield", question="Q?")
+    conversation, _ = services.start_conversation(
+        library_slug="springfield", question="Q?"
+    )
     assert conversation.queue == "local"
 
     services.desk_left(socket_id="springfield-desk")
@@ -152,10 +177,15 @@ def test_silent_desk_expires_and_its_chats_move_on(
     staffed(shelbyville)
     librarian = make_librarian(springfield)
     presence.store().touch(
-        library_id=springfield.id, librarian_id=librarian.id, socket_id="sleepy-tab",
-        available=True, expires_at=time.time() + 0.5,
+        library_id=springfield.id,
+        librarian_id=librarian.id,
+        socket_id="sleepy-tab",
+        available=True,
+        expires_at=time.time() + 0.5,
     )
-    conversation, _ = services.start_conversation(library_slug="springfield", question="Q?")
+    conversation, _ = services.start_conversation(
+        library_slug="springfield", question="Q?"
+    )
     assert conversation.queue == "local"
     time.sleep(0.6)  # the tab's heartbeat deadline passes
 
@@ -167,7 +197,9 @@ def test_silent_desk_expires_and_its_chats_move_on(
 def test_waiting_patron_who_never_returns_is_abandoned(springfield, staffed, settings):
     settings.REFDESK_ABANDON_AFTER = timedelta(seconds=0)
     staffed(springfield)
-    conversation, _ = services.start_conversation(library_slug="springfield", question="Q?")
+    conversation, _ = services.start_conversation(
+        library_slug="springfield", question="Q?"
+    )
     services.patron_connected(conversation_id=conversation.pk)
     tasks.sweep_due_conversations()
     assert refreshed(conversation).status == "waiting"  # a socket is open

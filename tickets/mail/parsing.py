@@ -55,7 +55,7 @@ _OUT_OF_OFFICE_RE = re.compile(
     r"|fuera de la oficina|absence)",
     re.IGNORECASE,
 )
-_NO_REPLY_LOCALS = {
+NO_REPLY_LOCALS = {
     "noreply",
     "no-reply",
     "no_reply",
@@ -63,7 +63,7 @@ _NO_REPLY_LOCALS = {
     "do-not-reply",
     "do_not_reply",
 }
-_BOUNCE_LOCALS = {"mailer-daemon", "postmaster"}
+BOUNCE_LOCALS = {"mailer-daemon", "postmaster"}
 
 
 class EmailParseError(ValueError):
@@ -269,7 +269,7 @@ def subject_references(subject: str) -> tuple[str, ...]:
 # ----------------------------------------------------------------------
 def _auto_kind(message: EmailMessage, *, subject: str, from_address: str) -> str:
     local = from_address.rpartition("@")[0].lower()
-    if message.get_content_type() == "multipart/report" or local in _BOUNCE_LOCALS:
+    if message.get_content_type() == "multipart/report" or local in BOUNCE_LOCALS:
         return "bounce"
     if message.get("X-Failed-Recipients") is not None:
         return "bounce"
@@ -290,7 +290,7 @@ def _auto_kind(message: EmailMessage, *, subject: str, from_address: str) -> str
         return "bulk"
     if _OUT_OF_OFFICE_RE.search(subject):
         return "auto_reply"
-    if local in _NO_REPLY_LOCALS:
+    if local in NO_REPLY_LOCALS:
         return "auto_reply"
     return ""
 

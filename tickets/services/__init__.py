@@ -1,0 +1,50 @@
+"""Every change to tickets: creating them from each source, the librarians' work,
+the SLA sweep, outgoing mail and inbound email.
+
+`services.tickets` creates and works tickets, `services.outbound` stores and
+sends mail, `services.inbound` files raw inbound messages.
+"""
+
+from tickets.services.inbound import (
+    file_inbound_email,
+    process_inbound_email,
+    retry_inbound_email,
+    store_inbound_email,
+)
+from tickets.services.outbound import (
+    deliver_ticket_message,
+    queue_transcript,
+    resend_unsent,
+)
+from tickets.services.tickets import (
+    add_internal_note,
+    claim_ticket,
+    create_ticket_from_conversation,
+    create_ticket_from_question,
+    follow_up_conversation,
+    next_reference,
+    release_ticket,
+    reply_to_ticket,
+    set_ticket_status,
+    sweep_ticket_sla,
+)
+
+__all__ = [
+    "add_internal_note",
+    "claim_ticket",
+    "create_ticket_from_conversation",
+    "create_ticket_from_question",
+    "deliver_ticket_message",
+    "file_inbound_email",
+    "follow_up_conversation",
+    "next_reference",
+    "process_inbound_email",
+    "queue_transcript",
+    "release_ticket",
+    "reply_to_ticket",
+    "resend_unsent",
+    "retry_inbound_email",
+    "set_ticket_status",
+    "store_inbound_email",
+    "sweep_ticket_sla",
+]
