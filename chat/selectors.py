@@ -19,6 +19,7 @@ from chat.models import (
     QueueStep,
 )
 from libraries import hours, presence
+from libraries.local_info import card_verification
 from libraries.models import Closure, Librarian, Library, SpecialHours
 from libraries.rendering import render_markdown
 from libraries.selectors import library_hours
@@ -112,19 +113,24 @@ def active_conversations_of(librarian_id: int) -> list[Conversation]:
     )
 
 
-def local_info(library: Library) -> dict:
+def local_info(library: Library, *, now: datetime | None = None) -> dict:
     """The staff-only local info card of a library, sections rendered and sanitised."""
-    today = timezone.now().astimezone(ZoneInfo(library.timezone)).date()
+    now = now or timezone.now()
+    today = now.astimezone(ZoneInfo(library.timezone)).date()
     spans = hours.hours_on(library_hours(library), today)
+    verified = card_verification(library, now=now)
     return {
         "library": protocol.library_ref(library),
         "verified_at": protocol.iso(library.local_info_verified_at),
+        "verified_days_ago": verified.days_ago,
+        "is_stale": verified.is_stale,
         "hours_today": [
             {"opens": protocol.iso(s.opens), "closes": protocol.iso(s.closes)}
             for s in spans
         ],
         "sections": [
             {
+                "id": s.id,
                 "title": s.title,
                 "kind": s.kind,
                 "body_html": str(render_markdown(s.body)),

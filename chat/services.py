@@ -28,9 +28,11 @@ from chat.models import (
     ConversationStatus,
     ConversationStep,
     Message,
+    Outcome,
     QueueStep,
     Sender,
 )
+from faq import services as faq_services
 from libraries import presence
 from libraries.models import Librarian, Library
 from libraries.selectors import area_libraries, get_library
@@ -659,6 +661,52 @@ def abandon_if_gone(*, conversation_id: UUID, now: datetime | None = None) -> bo
         return False
     _abandon(conversation, now)
     return True
+
+
+@transaction.atomic
+def close_as_self_served(
+    *, conversation_id: UUID, answer_id: int | None = None, now: datetime | None = None
+) -> Conversation:
+    """The patron found the answer in the FAQ while waiting: end the chat politely.
+
+    Only a waiting chat ends this way (closed, outcome `self_served`, counted on
+    the answer); desks get `withdraw self_served` and the patron `status closed`.
+    """
+    now = now or timezone.now()
+    conversation = _lock(conversation_id)
+    if conversation.status != ConversationStatus.WAITING:
+        raise StateConflict(f"the conversation is {conversation.status}, not waiting")
+    eligible = selectors.eligible_library_ids(conversation)
+    conversation.status = ConversationStatus.CLOSED
+    conversation.outcome = Outcome.SELF_SERVED
+    conversation.close_note = f"FAQ answer {answer_id}" if answer_id else ""
+    conversation.escalate_at = None
+    conversation.closed_at = now
+    conversation.closed_by = ClosedBy.PATRON
+    conversation.save(
+        update_fields=[
+            "status",
+            "outcome",
+            "close_note",
+            "escalate_at",
+            "closed_at",
+            "closed_by",
+        ]
+    )
+    _leave_step(conversation.id, "self_served", now)
+    events.send_on_commit(
+        [events.library_desks_group(i) for i in sorted(eligible)],
+        {
+            "type": "queue.withdraw",
+            "conversation": str(conversation.id),
+            "reason": "self_served",
+        },
+    )
+    _send_status(conversation)
+    if answer_id:
+        faq_services.count_self_served(answer_id=answer_id)
+    logger.info("conversation %s self-served (answer %s)", conversation.id, answer_id)
+    return conversation
 
 
 @transaction.atomic

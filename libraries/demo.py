@@ -27,6 +27,7 @@ from libraries.models import (
     ServiceAreaKind,
     SpecialHours,
     WeeklyHours,
+    WidgetOrigin,
 )
 
 DEFAULT_PASSWORD = "refdesk-demo"
@@ -404,6 +405,7 @@ def seed_demo(
     for demo in DEMO_LIBRARIES:
         library, line = _seed_library(demo, today=today)
         report.append(line)
+        report.append(_seed_demo_origins(library))
         for number, (display_name, email) in enumerate(demo.librarians, start=1):
             report.append(
                 _seed_librarian(
@@ -417,6 +419,22 @@ def seed_demo(
     if always_open:
         report.append(_open_around_the_clock())
     return report
+
+
+# The demo serves the member-site page (/demo/{slug}/) from refdesk itself, so
+# the local origins `make run` uses may embed the widget and call the API.
+DEMO_ORIGINS = ("http://127.0.0.1:8000", "http://localhost:8000")
+
+
+def _seed_demo_origins(library: Library) -> str:
+    added = [
+        origin
+        for origin in DEMO_ORIGINS
+        if WidgetOrigin.objects.get_or_create(library=library, origin=origin)[1]
+    ]
+    if not added:
+        return f"library {library.slug}: demo widget origins already registered"
+    return f"library {library.slug}: widget origins {', '.join(added)} registered"
 
 
 def _seed_admin(*, password: str) -> str:

@@ -110,6 +110,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "chat.pages.consortium",
             ],
         },
     }
@@ -220,6 +221,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_seconds("REFDESK_TICKET_SWEEP_SECONDS", 60),
         "options": {"expires": env_int("REFDESK_TICKET_SWEEP_SECONDS", 60)},
     },
+    "flag-stale-local-info": {
+        "task": "libraries.tasks.flag_stale_local_info",
+        "schedule": env_seconds("REFDESK_LOCAL_INFO_CHECK_SECONDS", 3600),
+        "options": {"expires": env_int("REFDESK_LOCAL_INFO_CHECK_SECONDS", 3600)},
+    },
 }
 
 # Email
@@ -298,3 +304,7 @@ REFDESK_TICKET_ATTACHMENT_MAX_BYTES = env_int(
     "REFDESK_TICKET_ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024
 )
 REFDESK_INBOUND_MAX_BYTES = env_int("REFDESK_INBOUND_MAX_BYTES", 10 * 1024 * 1024)
+# Local info cards not verified for this many days are flagged (issue 6); the
+# FAQ search and "opened" counts are limited per client address.
+REFDESK_LOCAL_INFO_STALE_DAYS = env_int("REFDESK_LOCAL_INFO_STALE_DAYS", 90)
+REFDESK_FAQ_RATE_PER_MINUTE = env_int("REFDESK_FAQ_RATE_PER_MINUTE", 120)

@@ -60,6 +60,10 @@
   /* ------------------------------------------------------------------ */
 
   const codePoints = (text) => [...text].length;
+  const sentence = (text) => {
+    const value = String(text || "").trim();
+    return value ? value[0].toUpperCase() + value.slice(1) + (/[.!?]$/.test(value) ? "" : ".") : "";
+  };
 
   function newClientId() {
     if (window.crypto && typeof window.crypto.randomUUID === "function") {
@@ -333,7 +337,7 @@
     if (error.errors && typeof error.errors === "object") {
       for (const [key, messages] of Object.entries(error.errors)) {
         const field = FIELD_FOR_ERROR[key];
-        const text = Array.isArray(messages) ? messages.join(" ") : String(messages);
+        const text = [].concat(messages).map(sentence).join(" ");
         if (field && setFieldError(field, text)) {
           firstField = firstField || el[field];
         }
@@ -348,7 +352,7 @@
       el.formError.textContent = "Please check the highlighted fields.";
       firstField.focus();
     } else {
-      el.formError.textContent = error.detail || "Something went wrong. Please try again.";
+      el.formError.textContent = sentence(error.detail) || "Something went wrong. Please try again.";
     }
   }
 
@@ -783,8 +787,8 @@
         const error = await readError(response);
         const fieldErrors = error.errors && error.errors.email;
         el.followUpError.textContent = fieldErrors
-          ? [].concat(fieldErrors).join(" ")
-          : error.detail || "We could not save your email. Please try again.";
+          ? [].concat(fieldErrors).map(sentence).join(" ")
+          : sentence(error.detail) || "We could not save your email. Please try again.";
         el.followUpEmail.setAttribute("aria-invalid", "true");
       }
     } catch {

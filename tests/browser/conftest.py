@@ -292,3 +292,11 @@ def new_page(
     _wait_for_quiet_database()
     if failed:
         print(f"--- refdesk server log (tail) ---\n{live_server.log()}")
+
+
+@pytest.fixture
+def quiet_database_at_teardown(live_server) -> Iterator[None]:
+    """For live-server tests without pages: let the server finish the work its
+    sockets' closing started before the test's flush truncates every table."""
+    yield
+    _wait_for_quiet_database()

@@ -11,7 +11,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from chat import services
 from libraries import presence
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("quiet_database_at_teardown"),
+]
 
 
 def ws_url(live_server, path: str) -> str:

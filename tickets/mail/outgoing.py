@@ -81,18 +81,27 @@ def _subject(ticket, *, prefix: str = "Re: ") -> str:
     return f"{prefix}{base} [{ticket.reference}]"
 
 
-def _context(ticket, **extra) -> dict:
-    brand, brand_text = brand_colors(ticket.library.brand_color)
+def _context(library, *, reference: str, patron_name: str, **extra) -> dict:
+    brand, brand_text = brand_colors(library.brand_color)
     return {
         "consortium_name": settings.REFDESK_CONSORTIUM_NAME,
-        "library": ticket.library,
-        "ticket": ticket,
-        "reference": ticket.reference,
-        "patron_name": ticket.patron_name,
+        "library": library,
+        "reference": reference,
+        "patron_name": patron_name,
         "brand_color": brand,
         "brand_text_color": brand_text,
         **extra,
     }
+
+
+def _ticket_context(ticket, **extra) -> dict:
+    return _context(
+        ticket.library,
+        reference=ticket.reference,
+        patron_name=ticket.patron_name,
+        ticket=ticket,
+        **extra,
+    )
 
 
 def _render(name: str, context: dict, subject: str) -> Rendered:
@@ -105,7 +114,7 @@ def _render(name: str, context: dict, subject: str) -> Rendered:
 
 def render_confirmation(ticket, *, question: str) -> Rendered:
     """The automatic confirmation: the reference and the concrete due time."""
-    context = _context(
+    context = _ticket_context(
         ticket,
         question=question,
         due_text=format_due(ticket.due_by, ticket.library.timezone),
@@ -114,15 +123,42 @@ def render_confirmation(ticket, *, question: str) -> Rendered:
 
 
 def render_reply(ticket, *, body: str, librarian_name: str) -> Rendered:
-    context = _context(ticket, body=body, librarian_name=librarian_name)
+    context = _ticket_context(ticket, body=body, librarian_name=librarian_name)
     return _render("reply", context, _subject(ticket))
 
 
-def render_transcript(ticket, *, transcript: str) -> Rendered:
-    context = _context(ticket, transcript=transcript)
-    return _render(
-        "transcript", context, f"Your chat transcript [{ticket.reference}]"
+def render_transcript(
+    library, *, transcript: str, reference: str = "", patron_name: str = ""
+) -> Rendered:
+    context = _context(
+        library, reference=reference, patron_name=patron_name, transcript=transcript
     )
+    suffix = f" [{reference}]" if reference else ""
+    return _render("transcript", context, f"Your chat transcript{suffix}")
+
+
+def build_chat_transcript_email(
+    conversation, *, to_address: str, transcript: str
+) -> EmailMultiAlternatives:
+    """The transcript of a chat without a ticket; replies go to the library's address."""
+    library = conversation.origin_library
+    rendered = render_transcript(
+        library, transcript=transcript, patron_name=conversation.patron_name
+    )
+    email = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=from_header(library),
+        to=[to_address],
+        reply_to=[library_address(library)],
+        headers={
+            "Message-ID": new_message_id(f"chat.{conversation.pk}"),
+            "Auto-Submitted": "auto-generated",
+            "X-Auto-Response-Suppress": "All",
+        },
+    )
+    email.attach_alternative(rendered.html, "text/html")
+    return email
 
 
 def references_header(ids: list[str]) -> str:

@@ -12,6 +12,7 @@ from tickets.services.inbound import (
     store_inbound_email,
 )
 from tickets.services.outbound import (
+    deliver_chat_transcript,
     deliver_ticket_message,
     queue_transcript,
     resend_unsent,
@@ -21,6 +22,7 @@ from tickets.services.tickets import (
     claim_ticket,
     create_ticket_from_conversation,
     create_ticket_from_question,
+    email_transcript,
     follow_up_conversation,
     next_reference,
     release_ticket,
@@ -34,7 +36,9 @@ __all__ = [
     "claim_ticket",
     "create_ticket_from_conversation",
     "create_ticket_from_question",
+    "deliver_chat_transcript",
     "deliver_ticket_message",
+    "email_transcript",
     "file_inbound_email",
     "follow_up_conversation",
     "next_reference",

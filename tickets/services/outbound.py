@@ -108,7 +108,12 @@ def queue_transcript(
 ) -> TicketMessage | None:
     if not outgoing.may_send_to(to_address):
         return None
-    rendered = outgoing.render_transcript(ticket, transcript=transcript)
+    rendered = outgoing.render_transcript(
+        ticket.library,
+        transcript=transcript,
+        reference=ticket.reference,
+        patron_name=ticket.patron_name,
+    )
     return _queue(
         ticket,
         kind=OutboundKind.TRANSCRIPT,
@@ -176,3 +181,21 @@ def resend_unsent(*, older_than: timedelta = timedelta(minutes=15)) -> int:
     for pk in ids:
         tasks.send_ticket_email.delay_on_commit(pk)
     return len(ids)
+
+
+def deliver_chat_transcript(*, conversation_id, to_address: str) -> bool:
+    """Send the transcript of a chat that has no ticket (at least once)."""
+    from chat import selectors as chat_selectors
+
+    from tickets.services.tickets import transcript_text
+
+    if not outgoing.may_send_to(to_address):
+        return False
+    conversation = chat_selectors.get_conversation(conversation_id)
+    transcript = transcript_text(
+        conversation, chat_selectors.messages_after(conversation.pk, 0), labelled=True
+    )
+    outgoing.build_chat_transcript_email(
+        conversation, to_address=to_address, transcript=transcript
+    ).send(using="default")
+    return True

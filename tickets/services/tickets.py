@@ -182,10 +182,13 @@ def _owning_library(conversation, source: str, librarian: Librarian | None) -> L
     return conversation.origin_library
 
 
-def transcript_text(conversation, messages: list[dict]) -> str:
-    """The chat as plain text, times in the origin library's zone."""
+def transcript_text(
+    conversation, messages: list[dict], *, labelled: bool = False
+) -> str:
+    """The chat as plain text, times in the origin library's zone; a lone
+    question stays as the patron wrote it unless `labelled`."""
     zone = ZoneInfo(conversation.origin_library.timezone)
-    if len(messages) == 1 and messages[0]["sender"] == "patron":
+    if not labelled and len(messages) == 1 and messages[0]["sender"] == "patron":
         return messages[0]["body"]
     lines = []
     for message in messages:
@@ -307,6 +310,34 @@ def follow_up_conversation(
         conversation=conversation, source=TicketSource.FOLLOW_UP, email=email, now=now
     )
     return ticket, True
+
+
+@transaction.atomic
+def email_transcript(
+    *, conversation_id: UUID, token: str, email: str, now: datetime | None = None
+) -> bool:
+    """The patron asks for the chat's transcript by email; False when not sent."""
+    from chat import selectors as chat_selectors
+    from chat import services as chat_services
+
+    from tickets import tasks
+
+    now = now or timezone.now()
+    chat_services.check_patron_token(conversation_id=conversation_id, token=token)
+    conversation = chat_selectors.get_conversation(conversation_id)
+    ticket = selectors.ticket_for_conversation(conversation.pk)
+    if ticket is None:
+        if not outbound.outgoing.may_send_to(email):
+            return False
+        tasks.send_chat_transcript.delay_on_commit(str(conversation.pk), email)
+        return True
+    transcript = transcript_text(
+        conversation, chat_selectors.messages_after(conversation.pk, 0), labelled=True
+    )
+    queued = outbound.queue_transcript(
+        ticket, transcript=transcript, to_address=email, now=now
+    )
+    return queued is not None
 
 
 # Working on tickets
