@@ -23,6 +23,7 @@ from libraries.local_info import card_verification
 from libraries.models import Closure, Librarian, Library, SpecialHours
 from libraries.rendering import render_markdown
 from libraries.selectors import library_hours
+from tickets import selectors as ticket_selectors
 
 
 def get_conversation(conversation_id: UUID) -> Conversation:
@@ -348,6 +349,12 @@ def library_status(library: Library, *, now: datetime) -> dict:
         "staffed_locally": bool(local and local.is_staffed),
         "estimated_wait_seconds": (
             estimated_wait_seconds(step=route.step, now=now) if available else None
+        ),
+        # When nobody can chat: the time an emailed question is answered by.
+        "answer_by": (
+            None
+            if available
+            else protocol.iso(ticket_selectors.answer_due_for(calendar, now=now))
         ),
         "hours_today": [
             {"opens": protocol.iso(s.opens), "closes": protocol.iso(s.closes)}

@@ -37,6 +37,7 @@ from libraries import presence
 from libraries.models import Librarian, Library
 from libraries.selectors import area_libraries, get_library
 from refdesk.errors import Forbidden, NotFound, Unauthenticated
+from tickets import selectors as ticket_selectors
 from tickets import services as ticket_services
 
 logger = logging.getLogger(__name__)
@@ -218,25 +219,36 @@ def _announce(
 
 
 def patron_status(conversation: Conversation, *, now: datetime | None = None) -> dict:
-    """The patron's `status` frame for the conversation as it stands."""
+    """The patron's `status` frame for the conversation as it stands.
+
+    When nobody can chat (offline, or abandoned before anyone joined) it adds
+    `answer_by`: the concrete time an emailed question would be answered by.
+    """
+    now = now or timezone.now()
     waiting = conversation.status == ConversationStatus.WAITING
     library = (
         conversation.answering_library
         if conversation.answering_library_id
         else conversation.origin_library
     )
-    return protocol.status(
+    frame = protocol.status(
         status=conversation.status,
         queue=protocol.patron_queue(conversation.queue) if waiting else None,
         library=library,
         estimated_wait_seconds=(
-            selectors.estimated_wait_seconds(
-                step=conversation.queue, now=now or timezone.now()
-            )
+            selectors.estimated_wait_seconds(step=conversation.queue, now=now)
             if waiting
             else None
         ),
     )
+    if conversation.status in (
+        ConversationStatus.OFFLINE,
+        ConversationStatus.ABANDONED,
+    ):
+        frame["answer_by"] = protocol.iso(
+            ticket_selectors.answer_due_for(conversation.origin_library, now=now)
+        )
+    return frame
 
 
 def _send_status(conversation: Conversation) -> None:

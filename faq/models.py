@@ -28,7 +28,8 @@ class Answer(models.Model):
         help_text="Empty: a consortium-wide answer, offered on every member's pages.",
     )
     is_public = models.BooleanField(
-        default=True, help_text="Shown to patrons; otherwise staff-only (desk suggestions)."
+        default=True,
+        help_text="Shown to patrons; otherwise staff-only (desk suggestions).",
     )
     tags = models.JSONField(default=list, blank=True)
     is_published = models.BooleanField(default=False)
@@ -131,8 +132,16 @@ class CannedResponse(models.Model):
             ),
             models.CheckConstraint(
                 condition=(
-                    Q(scope=CannedScope.CONSORTIUM, library__isnull=True, owner__isnull=True)
-                    | Q(scope=CannedScope.LIBRARY, library__isnull=False, owner__isnull=True)
+                    Q(
+                        scope=CannedScope.CONSORTIUM,
+                        library__isnull=True,
+                        owner__isnull=True,
+                    )
+                    | Q(
+                        scope=CannedScope.LIBRARY,
+                        library__isnull=False,
+                        owner__isnull=True,
+                    )
                     | Q(scope=CannedScope.PERSONAL, owner__isnull=False)
                 ),
                 name="canned_scope_matches_owner",

@@ -16,34 +16,37 @@ PHONE = "[phone]"
 NUMBER = "[number]"
 
 _EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
-# Eight or more digits, optionally split by spaces or dashes: card and account
-# numbers ("21234 00056 7890", "29876543210123").
-_LONG_NUMBER = re.compile(r"(?<![\w])\d(?:[ -]?\d){7,}(?![\w])")
-# Phone numbers: optional +country, optional (area), then groups split by
-# spaces, dots or dashes, seven digits or more in all ("555-0100", "(217) 555 0143").
-_PHONE = re.compile(
-    r"(?<![\w])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{3,4}(?:[\s.-]\d{2,4}){1,3}(?![\w])"
+# Runs of digits, perhaps split by spaces, dots or dashes, perhaps with a
+# +country code or an (area code): phone, card and account numbers, dates.
+_DIGIT_RUN = re.compile(
+    r"(?<![\w+(])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d+(?:[\s.-]\d+)*(?!\w)"
 )
 _MIN_NAME_PART = 3
 
 
-def _digits(text: str) -> int:
-    return sum(c.isdigit() for c in text)
-
-
-def _replace_phone(match: re.Match) -> str:
-    return PHONE if _digits(match.group()) >= 7 else match.group()
+def _classify_digits(match: re.Match) -> str:
+    """Card numbers: 12+ digits, or 8+ written together. Phones: 7 to 11 digits."""
+    text = match.group()
+    digits = sum(c.isdigit() for c in text)
+    if digits >= 12 or (digits >= 8 and text.isdigit()):
+        return NUMBER
+    if digits >= 7:
+        return PHONE
+    return text
 
 
 def scrub(text: str, *, names: Iterable[str] = (), emails: Iterable[str] = ()) -> str:
     """The text with the patron's details replaced by placeholders like "[name]"."""
-    for email in sorted({e.strip() for e in emails if e and e.strip()}, key=len, reverse=True):
+    for email in sorted(
+        {e.strip() for e in emails if e and e.strip()}, key=len, reverse=True
+    ):
         text = re.sub(re.escape(email), EMAIL, text, flags=re.IGNORECASE)
     text = _EMAIL.sub(EMAIL, text)
-    text = _LONG_NUMBER.sub(NUMBER, text)
-    text = _PHONE.sub(_replace_phone, text)
+    text = _DIGIT_RUN.sub(_classify_digits, text)
     for name in _name_forms(names):
-        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", NAME, text, flags=re.IGNORECASE)
+        text = re.sub(
+            rf"(?<!\w){re.escape(name)}(?!\w)", NAME, text, flags=re.IGNORECASE
+        )
     return text
 
 

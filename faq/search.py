@@ -9,6 +9,8 @@ answer beats a consortium answer of similar relevance for its patrons. On
 SQLite: `icontains` on the meaningful words, scored by where they matched.
 """
 
+import functools
+import operator
 from typing import Literal
 
 from django.contrib.postgres.search import SearchRank, TrigramWordSimilarity
@@ -23,7 +25,8 @@ from refdesk.errors import NotFound
 type Audience = Literal["public", "staff"]
 
 OWN_LIBRARY_BOOST = 1.3
-SIMILARITY_WEIGHT = 0.6
+SIMILARITY_WEIGHT = 0.3
+COVERAGE_WEIGHT = 0.5
 MIN_SIMILARITY = 0.35
 MAX_LIMIT = 20
 # Fallback scores per matched word, by where it matched.
@@ -66,6 +69,17 @@ def _boost(library: Library | None):
     )
 
 
+def _matched_terms(text: str):
+    """How many of the query's terms an answer's vector matches."""
+    return functools.reduce(
+        operator.add,
+        (
+            Case(When(search_vector=term, then=Value(1.0)), default=Value(0.0))
+            for term in textsearch.term_queries(text)
+        ),
+    )
+
+
 def _postgres_search(
     candidates: QuerySet[Answer], *, q: str, library: Library | None, limit: int
 ) -> list[Answer]:
@@ -77,8 +91,12 @@ def _postgres_search(
             similarity=TrigramWordSimilarity(typed, "question"),
         )
         .filter(Q(search_vector=query) | Q(similarity__gte=MIN_SIMILARITY))
+        .annotate(matched=_matched_terms(q))
         .annotate(
-            score=(F("rank") + F("similarity") * Value(SIMILARITY_WEIGHT))
+            score=(
+                F("rank") * (Value(1.0) + Value(COVERAGE_WEIGHT) * F("matched"))
+                + F("similarity") * Value(SIMILARITY_WEIGHT)
+            )
             * _boost(library)
         )
         .order_by("-score", "-self_served_count", "id")[:limit]

@@ -44,7 +44,9 @@ def conversation_visible_to(librarian: Librarian, conversation: Conversation) ->
     return mine in chat_selectors.eligible_library_ids(conversation)
 
 
-def get_visible_conversation(*, conversation_id: UUID, librarian: Librarian) -> Conversation:
+def get_visible_conversation(
+    *, conversation_id: UUID, librarian: Librarian
+) -> Conversation:
     """The conversation, or NotFound, or Forbidden when the librarian may not see it."""
     conversation = chat_selectors.get_conversation(conversation_id)
     if not conversation_visible_to(librarian, conversation):
@@ -72,11 +74,15 @@ class FillContext:
     librarian_name: str
 
 
-def canned_responses_for(*, librarian: Librarian, q: str = "") -> QuerySet[CannedResponse]:
+def canned_responses_for(
+    *, librarian: Librarian, q: str = ""
+) -> QuerySet[CannedResponse]:
     """The consortium's, the librarian's library's and their own responses whose
     shortcut or title starts with `q`, exact shortcut first, then the most
     specific scope (personal, library, consortium)."""
-    visible = Q(scope=CannedScope.CONSORTIUM) | Q(scope=CannedScope.PERSONAL, owner=librarian)
+    visible = Q(scope=CannedScope.CONSORTIUM) | Q(
+        scope=CannedScope.PERSONAL, owner=librarian
+    )
     if librarian.library_id is not None:
         visible |= Q(scope=CannedScope.LIBRARY, library_id=librarian.library_id)
     responses = CannedResponse.objects.filter(visible)
@@ -122,7 +128,9 @@ def placeholder_values(context: FillContext, *, now: datetime) -> dict[str, str]
     )
 
 
-def conversation_fill_context(conversation: Conversation, librarian: Librarian) -> FillContext:
+def conversation_fill_context(
+    conversation: Conversation, librarian: Librarian
+) -> FillContext:
     return FillContext(
         library=_with_calendar(conversation.origin_library_id),
         patron_name=conversation.patron_name,
@@ -168,7 +176,9 @@ def suggestions_for(conversation: Conversation, *, limit: int = 5) -> dict:
     sections of the patron's library that match the patron's question."""
     question = _first_patron_message(conversation.pk)
     library = conversation.origin_library
-    answers = search.search_answers(q=question, library=library, audience="staff", limit=limit)
+    answers = search.search_answers(
+        q=question, library=library, audience="staff", limit=limit
+    )
     sections = local_info_search.search_local_info(
         q=question, library_ids=[library.pk], limit=limit
     )

@@ -42,13 +42,20 @@ def clean_tags(tags) -> list[str]:
 
 
 def _update_search_vector(answer: Answer) -> None:
+    """question A, tags B, answer C; hyphenated words also indexed joined up."""
     if not textsearch.is_postgresql():
         return
     config = textsearch.CONFIG
+    tags = " ".join(answer.tags)
+    joined = textsearch.joined_variants
+
+    def vector(text: str, weight: str) -> SearchVector:
+        return SearchVector(Value(text), weight=weight, config=config)
+
     Answer.objects.filter(pk=answer.pk).update(
-        search_vector=SearchVector("question", weight="A", config=config)
-        + SearchVector(Value(" ".join(answer.tags)), weight="B", config=config)
-        + SearchVector("answer", weight="C", config=config)
+        search_vector=vector(f"{answer.question} {joined(answer.question)}", "A")
+        + vector(f"{tags} {joined(tags)}", "B")
+        + vector(f"{answer.answer} {joined(answer.answer)}", "C")
     )
 
 
@@ -62,7 +69,8 @@ def save_answer(
     answer.tags = clean_tags(answer.tags)
     if not answer.question:
         raise ValidationFailed(
-            "question: this field is required", errors={"question": ["Enter the question."]}
+            "question: this field is required",
+            errors={"question": ["Enter the question."]},
         )
     actor = user if user is not None and user.is_authenticated else None
     if answer.pk is None and answer.created_by_id is None:
@@ -99,7 +107,9 @@ def publish_answer(
         answer.is_published = True
         answer.published_at = now or timezone.now()
         answer.published_by = user
-        answer.save(update_fields=["is_published", "published_at", "published_by", "updated_at"])
+        answer.save(
+            update_fields=["is_published", "published_at", "published_by", "updated_at"]
+        )
         logger.info("faq answer %s published by user %s", answer.pk, user.pk)
     return answer
 
@@ -175,7 +185,9 @@ def _create_draft(
 
 
 @transaction.atomic
-def draft_answer_from_conversation(*, conversation_id: UUID, librarian: Librarian) -> Answer:
+def draft_answer_from_conversation(
+    *, conversation_id: UUID, librarian: Librarian
+) -> Answer:
     """An unpublished, staff-only answer from a closed chat: the patron's first
     message as the question, the librarian's messages as the answer, with the
     patron's details removed. A library admin of the chat's library publishes it."""
@@ -233,7 +245,9 @@ def draft_answer_from_ticket(*, reference: str, librarian: Librarian) -> Answer:
 
 # Canned responses
 # ----------------------------------------------------------------------
-def _checked_canned_fields(shortcut: str, title: str, body: str) -> tuple[str, str, str]:
+def _checked_canned_fields(
+    shortcut: str, title: str, body: str
+) -> tuple[str, str, str]:
     errors = {}
     shortcut = slugify(shortcut.strip().lstrip("/"))[:40]
     title, body = " ".join(title.split())[:120], body.strip()

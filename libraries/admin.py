@@ -18,7 +18,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
-from libraries import forms, presence, rendering, selectors, services
+from libraries import forms, local_info, presence, rendering, selectors, services
 from libraries.models import (
     Closure,
     Librarian,
@@ -277,7 +277,17 @@ class LibraryAdmin(LibraryScopedAdmin):
             return {"slug": ("name",)}
         return {}
 
+    def get_list_filter(self, request):
+        stale = local_info_admin.StaleLocalInfoFilter
+        return (*super().get_list_filter(request), stale)
+
     def save_formset(self, request, form, formset, change):
+        if formset.model is LocalInfoSection:  # every save is a version
+            for section in formset.save(commit=False):
+                local_info.save_local_info_section(section=section, user=request.user)
+            for section in formset.deleted_objects:
+                local_info.delete_local_info_section(section=section, user=request.user)
+            return
         if formset.model is not ServiceArea:
             return super().save_formset(request, form, formset, change)
         for area in formset.save(commit=False):
@@ -321,6 +331,19 @@ class LocalInfoSectionAdmin(LibraryScopedAdmin):
         scope = admin_scope(request)
         kwargs["form"] = self.form.scoped(library=scope.own_library)
         return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_inlines(self, request, obj):
+        return (local_info_admin.LocalInfoVersionInline,) if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        local_info.save_local_info_section(section=obj, user=request.user)
+
+    def delete_model(self, request, obj):
+        local_info.delete_local_info_section(section=obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for section in queryset:
+            local_info.delete_local_info_section(section=section, user=request.user)
 
 
 # Desk presence of the librarians on the changelist page being rendered.
@@ -470,3 +493,8 @@ class LibrarianAdmin(LibraryScopedAdmin):
 
     def _is_own_record(self, request, obj: Librarian) -> bool:
         return obj.user_id == request.user.pk
+
+
+# Local info versions, outdated reports, the version inline and the stale filter
+# (used above at request time); that module builds on LibraryScopedAdmin.
+from libraries import local_info_admin  # noqa: E402

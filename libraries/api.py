@@ -50,7 +50,8 @@ def query_text(request: HttpRequest, name: str = "q", *, required: bool = False)
         )
     if required and not value:
         raise ValidationFailed(
-            f"{name}: this parameter is required", errors={name: ["this parameter is required"]}
+            f"{name}: this parameter is required",
+            errors={name: ["this parameter is required"]},
         )
     return value
 
@@ -72,7 +73,9 @@ def _note(data: dict) -> str:
     if note is None:
         return ""
     if not isinstance(note, str):
-        raise ValidationFailed("note: must be a string", errors={"note": ["must be a string"]})
+        raise ValidationFailed(
+            "note: must be a string", errors={"note": ["must be a string"]}
+        )
     return note
 
 

@@ -416,6 +416,9 @@ def seed_demo(
                     password=password,
                 )
             )
+    from faq.demo import seed_faq_demo  # faq builds on libraries, not the reverse
+
+    report.append(seed_faq_demo())
     if always_open:
         report.append(_open_around_the_clock())
     return report

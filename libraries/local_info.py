@@ -108,7 +108,9 @@ def stale_days() -> int:
 
 
 def card_verification(library: Library, *, now: datetime) -> Verification:
-    return verification(library.local_info_verified_at, now=now, stale_days=stale_days())
+    return verification(
+        library.local_info_verified_at, now=now, stale_days=stale_days()
+    )
 
 
 # Versions
@@ -168,7 +170,11 @@ def save_local_info_section(
     )
     before = state_of(stored) if stored else None
     after = state_of(section)
-    if stored is not None and before == after and stored.library_id == section.library_id:
+    if (
+        stored is not None
+        and before == after
+        and stored.library_id == section.library_id
+    ):
         return stored
     if stored is not None:
         _baseline_if_unrecorded(stored)
@@ -176,24 +182,32 @@ def save_local_info_section(
     summary = describe_change(before, after)
     _record(
         section,
-        change=change or (LocalInfoChange.CHANGED if stored else LocalInfoChange.CREATED),
+        change=change
+        or (LocalInfoChange.CHANGED if stored else LocalInfoChange.CREATED),
         state=after,
         user=user,
         at=now,
         summary=f"{summary_prefix}{summary}",
     )
-    logger.info("local info section %s saved (library %s)", section.pk, section.library_id)
+    logger.info(
+        "local info section %s saved (library %s)", section.pk, section.library_id
+    )
     return section
 
 
 @transaction.atomic
 def delete_local_info_section(
-    *, section: LocalInfoSection, user: AbstractBaseUser | None, now: datetime | None = None
+    *,
+    section: LocalInfoSection,
+    user: AbstractBaseUser | None,
+    now: datetime | None = None,
 ) -> None:
     """Delete a section; its versions stay, ending with a "deleted" one to restore."""
     now = now or timezone.now()
     stored = (
-        LocalInfoSection.objects.select_for_update(no_key=True).filter(pk=section.pk).first()
+        LocalInfoSection.objects.select_for_update(no_key=True)
+        .filter(pk=section.pk)
+        .first()
     )
     if stored is None:
         return
@@ -207,7 +221,9 @@ def delete_local_info_section(
         summary="Deleted.",
     )
     stored.delete()
-    logger.info("local info section %s deleted (library %s)", section.pk, stored.library_id)
+    logger.info(
+        "local info section %s deleted (library %s)", section.pk, stored.library_id
+    )
 
 
 def _check_administers(user: AbstractBaseUser, library_id: int) -> None:
@@ -249,14 +265,18 @@ def restore_local_info_version(
 
 
 def versions_of(section_id: int) -> QuerySet[LocalInfoVersion]:
-    return LocalInfoVersion.objects.filter(section_id=section_id).select_related("saved_by")
+    return LocalInfoVersion.objects.filter(section_id=section_id).select_related(
+        "saved_by"
+    )
 
 
 # Stale cards
 # ----------------------------------------------------------------------
 def stale_condition(*, now: datetime) -> Q:
     cutoff = now - timedelta(days=stale_days())
-    return Q(local_info_verified_at__isnull=True) | Q(local_info_verified_at__lte=cutoff)
+    return Q(local_info_verified_at__isnull=True) | Q(
+        local_info_verified_at__lte=cutoff
+    )
 
 
 def stale_libraries(*, now: datetime) -> QuerySet[Library]:
@@ -284,7 +304,9 @@ def flag_stale_local_info(*, now: datetime | None = None) -> list[int]:
                 .update(local_info_stale_notified_at=now)
             )
             if won:
-                tasks.send_stale_local_info_email.delay_on_commit(library_id, now.isoformat())
+                tasks.send_stale_local_info_email.delay_on_commit(
+                    library_id, now.isoformat()
+                )
                 flagged.append(library_id)
     if flagged:
         logger.info("stale local info flagged for libraries %s", flagged)
@@ -310,7 +332,9 @@ def send_stale_local_info_email(*, library_id: int, notified_at: datetime) -> bo
     status = card_verification(library, now=notified_at)
     if not status.is_stale:
         return False
-    recipients = list(dict.fromkeys([*_library_admin_emails(library), library.contact_email]))
+    recipients = list(
+        dict.fromkeys([*_library_admin_emails(library), library.contact_email])
+    )
     recipients = [r for r in recipients if r]
     if not recipients:
         return False
@@ -341,7 +365,11 @@ def send_stale_local_info_email(*, library_id: int, notified_at: datetime) -> bo
 # ----------------------------------------------------------------------
 @transaction.atomic
 def report_outdated_local_info(
-    *, section_id: int, librarian: Librarian, note: str = "", now: datetime | None = None
+    *,
+    section_id: int,
+    librarian: Librarian,
+    note: str = "",
+    now: datetime | None = None,
 ) -> OutdatedReport:
     """A librarian flags a section as outdated; the library's contact is emailed."""
     note = (note or "").strip()
@@ -350,7 +378,9 @@ def report_outdated_local_info(
             f"note: at most {MAX_NOTE_CHARS} characters",
             errors={"note": [f"At most {MAX_NOTE_CHARS} characters."]},
         )
-    section = LocalInfoSection.objects.select_related("library").filter(pk=section_id).first()
+    section = (
+        LocalInfoSection.objects.select_related("library").filter(pk=section_id).first()
+    )
     if section is None:
         raise NotFound("no such local info section")
     report = OutdatedReport.objects.create(
@@ -363,7 +393,10 @@ def report_outdated_local_info(
     )
     tasks.send_outdated_report_email.delay_on_commit(report.pk)
     logger.info(
-        "outdated report %s on section %s by librarian %s", report.pk, section.pk, librarian.pk
+        "outdated report %s on section %s by librarian %s",
+        report.pk,
+        section.pk,
+        librarian.pk,
     )
     return report
 
@@ -371,14 +404,18 @@ def report_outdated_local_info(
 def send_outdated_report_email(*, report_id: int, now: datetime | None = None) -> bool:
     """Email a report to its library's contact once; a retried task sends nothing more."""
     report = (
-        OutdatedReport.objects.select_related("library", "librarian__user", "librarian__library")
+        OutdatedReport.objects.select_related(
+            "library", "librarian__user", "librarian__library"
+        )
         .filter(pk=report_id, emailed_at__isnull=True)
         .first()
     )
     if report is None or not report.library.contact_email:
         return False
     reporter = report.librarian
-    reporter_library = reporter.library.name if reporter.library_id else "the consortium"
+    reporter_library = (
+        reporter.library.name if reporter.library_id else "the consortium"
+    )
     body = (
         f"{reporter.display_name} ({reporter_library}) reports that this section of "
         f"{report.library.name}'s local info card looks outdated:\n\n"
@@ -418,4 +455,6 @@ def resolve_outdated_report(
 
 
 def open_reports_for(libraries: QuerySet[Library]) -> QuerySet[OutdatedReport]:
-    return OutdatedReport.objects.filter(library__in=libraries, resolved_at__isnull=True)
+    return OutdatedReport.objects.filter(
+        library__in=libraries, resolved_at__isnull=True
+    )

@@ -30,7 +30,7 @@ STOP_WORDS = frozenset(
     """a an and are as at be by can could do does for from get give gives had has
     have how i if in is it its me my no not of on or our out so that the their them
     there they this to up was we what when where which who why will with would you
-    your""".split()
+    your""".split()  # noqa: SIM905 (a word list reads better as words)
 )
 
 
@@ -49,21 +49,38 @@ def meaningful_words(text: str) -> list[str]:
 
 
 def crude_stem(word: str) -> str:
-    """"cards" → "card", "renewals" → "renewal": enough for `icontains` matching."""
+    """ "cards" → "card", "renewals" → "renewal": enough for `icontains` matching."""
     for suffix in ("ies", "es", "s"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
     return word
 
 
+def query_terms(text: str) -> list[str]:
+    """The query's distinct words, hyphenated ones also joined ("wi-fi", "wifi")."""
+    terms: list[str] = []
+    for word in words(text):
+        terms.append(word)
+        if "-" in word:
+            terms.append(word.replace("-", ""))
+    return list(dict.fromkeys(terms))
+
+
+def joined_variants(text: str) -> str:
+    """Hyphenated words written joined ("e-books" → "ebooks"), to index beside the
+    text so that either spelling finds it."""
+    return " ".join(w.replace("-", "") for w in _WORD.findall(text.lower()) if "-" in w)
+
+
+def term_queries(text: str) -> list[SearchQuery]:
+    """One PostgreSQL text-search query per query term."""
+    return [SearchQuery(term, config=CONFIG) for term in query_terms(text)]
+
+
 def any_word_query(text: str) -> SearchQuery | None:
     """An OR of the query's words as PostgreSQL text-search queries, or None."""
-    found = words(text)
-    if not found:
-        return None
-    return functools.reduce(
-        operator.or_, (SearchQuery(w, config=CONFIG) for w in dict.fromkeys(found))
-    )
+    queries = term_queries(text)
+    return functools.reduce(operator.or_, queries) if queries else None
 
 
 def highlighted_html(headline: str) -> str:

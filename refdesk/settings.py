@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # SearchVectorField and GIN indexes of the FAQ search; harmless on SQLite
+    "django.contrib.postgres",
     "channels",
     "libraries",
     "chat",

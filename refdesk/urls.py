@@ -11,5 +11,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("tickets.urls")),
+    path("", include("faq.urls")),
+    path("", include("libraries.urls")),
     path("", include("chat.urls")),
 ]

@@ -8,7 +8,13 @@ from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare
 
 from chat.forms import JsonForm
-from libraries.selectors import all_widget_origins, get_library, librarian_for, widget_origins
+from chat.services import check_patron_token
+from libraries.selectors import (
+    all_widget_origins,
+    get_library,
+    librarian_for,
+    widget_origins,
+)
 from refdesk.api import json_api, json_body, rate_limit
 from refdesk.errors import (
     Forbidden,
@@ -42,6 +48,8 @@ def _cleaned(form_class: type[JsonForm], request: HttpRequest) -> dict:
 # ----------------------------------------------------------------------
 @json_api(methods=("POST",), origins=_member_origins)
 def follow_up(request: HttpRequest, conversation_id: UUID):
+    # Credentials before the body: a missing token is 401 whatever was sent.
+    check_patron_token(conversation_id=conversation_id, token=_bearer(request))
     data = _cleaned(forms.FollowUpForm, request)
     ticket, created = services.follow_up_conversation(
         conversation_id=conversation_id, token=_bearer(request), email=data["email"]
@@ -61,6 +69,7 @@ def ask_question(request: HttpRequest, slug: str):
 @json_api(methods=("POST",), origins=_member_origins)
 def email_transcript(request: HttpRequest, conversation_id: UUID):
     rate_limit(request, scope="transcript", per_minute=5)
+    check_patron_token(conversation_id=conversation_id, token=_bearer(request))
     data = _cleaned(forms.FollowUpForm, request)
     queued = services.email_transcript(
         conversation_id=conversation_id, token=_bearer(request), email=data["email"]

@@ -4,7 +4,7 @@ from django import forms
 
 from chat.forms import JsonForm
 from tickets.models import TicketStatus
-from tickets.services.tickets import MAX_BODY_CHARS
+from tickets.services.work import MAX_BODY_CHARS
 
 
 def _messages(limit: int) -> dict[str, str]:
@@ -22,7 +22,9 @@ class FollowUpForm(JsonForm):
 class QuestionForm(JsonForm):
     question = forms.CharField(max_length=2000, error_messages=_messages(2000))
     email = forms.EmailField(max_length=254, error_messages=_messages(254))
-    name = forms.CharField(max_length=100, required=False, error_messages=_messages(100))
+    name = forms.CharField(
+        max_length=100, required=False, error_messages=_messages(100)
+    )
     home_library = forms.CharField(
         max_length=200, required=False, error_messages=_messages(200)
     )

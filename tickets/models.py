@@ -146,7 +146,9 @@ class Ticket(models.Model):
 
 
 class TicketMessage(models.Model):
-    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, related_name="messages"
+    )
     direction = models.CharField(max_length=10, choices=Direction)
     kind = models.CharField(
         max_length=16, choices=OutboundKind, blank=True, default=OutboundKind.NONE

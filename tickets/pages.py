@@ -6,8 +6,8 @@ session).
 """
 
 from dataclasses import dataclass
-from urllib.parse import quote
 from datetime import datetime, timedelta
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -36,11 +36,17 @@ SLA_BADGES = {
     "on_track": ("On track", "ok"),
     "at_risk": ("At risk", "warn"),
     "overdue": ("Overdue", "danger"),
-    "answered": ("Answered", "info"),
+    "answered": ("First answer sent", "info"),
     "closed": ("Closed", "info"),
 }
 # Attachments are always downloaded; only these types are labelled as what they are.
-SAFE_DOWNLOAD_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/gif", "text/plain"}
+SAFE_DOWNLOAD_TYPES = {
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "text/plain",
+}
 
 
 @dataclass(frozen=True)
@@ -172,7 +178,9 @@ def ticket_detail(request: HttpRequest, reference: str) -> HttpResponse:
         return _forbidden(request)
     ticket = _visible_ticket(librarian, reference)
     return render(
-        request, "tickets/ticket_detail.html", _detail_context(request, librarian, ticket)
+        request,
+        "tickets/ticket_detail.html",
+        _detail_context(request, librarian, ticket),
     )
 
 
@@ -195,7 +203,9 @@ def claim(request: HttpRequest, reference: str) -> HttpResponse:
     return _action(
         request,
         reference,
-        lambda librarian: services.claim_ticket(reference=reference, librarian=librarian),
+        lambda librarian: services.claim_ticket(
+            reference=reference, librarian=librarian
+        ),
         "You claimed this ticket.",
     )
 
@@ -228,7 +238,9 @@ def change_status(request: HttpRequest, reference: str) -> HttpResponse:
     )
 
 
-def _compose(request: HttpRequest, reference: str, *, form_class, field: str, run, success):
+def _compose(
+    request: HttpRequest, reference: str, *, form_class, field: str, run, success
+):
     librarian = _librarian(request)
     if librarian is None:
         return _forbidden(request)
@@ -281,12 +293,16 @@ def note(request: HttpRequest, reference: str) -> HttpResponse:
 
 @login_required
 @require_safe
-def attachment(request: HttpRequest, reference: str, attachment_id: int) -> HttpResponse:
+def attachment(
+    request: HttpRequest, reference: str, attachment_id: int
+) -> HttpResponse:
     librarian = _librarian(request)
     if librarian is None:
         return _forbidden(request)
     try:
-        item = selectors.get_attachment(reference=reference, attachment_id=attachment_id)
+        item = selectors.get_attachment(
+            reference=reference, attachment_id=attachment_id
+        )
     except NotFound:
         raise Http404("no such attachment") from None
     if item.is_dropped or not selectors.can_see(librarian, item.message.ticket):

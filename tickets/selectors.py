@@ -3,9 +3,12 @@
 from collections.abc import Sequence
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 
-from libraries.models import Librarian, Role
+from libraries.models import Librarian, Library, Role
+from libraries.selectors import library_hours
+from tickets import sla
 from tickets.exceptions import TicketNotFound
 from tickets.models import (
     Attachment,
@@ -93,7 +96,8 @@ def may_manage(librarian: Librarian, ticket: Ticket) -> bool:
     if sees_everything(librarian):
         return True
     return (
-        librarian.role == Role.LIBRARY_ADMIN and librarian.library_id == ticket.library_id
+        librarian.role == Role.LIBRARY_ADMIN
+        and librarian.library_id == ticket.library_id
     )
 
 
@@ -117,7 +121,7 @@ def ticket_queue(
         case "pool":
             tickets = tickets.filter(unanswered, in_pool=True)
         case "at_risk":
-            tickets = tickets.filter(unanswered, at_risk=True, due_by__gt=now)
+            tickets = tickets.filter(unanswered, risk_at__lte=now, due_by__gt=now)
         case "overdue":
             tickets = tickets.filter(unanswered, due_by__lte=now)
         case "closed":
@@ -205,3 +209,21 @@ def recent_confirmations_to(address: str, *, since: datetime) -> int:
 
 def inbound_needing_attention() -> QuerySet[InboundEmail]:
     return InboundEmail.objects.filter(status="needs_attention").order_by("received_at")
+
+
+def sla_deadlines(library: Library, *, now: datetime) -> sla.SlaDeadlines:
+    """The pool, at-risk and due moments of a ticket `library` receives at `now`,
+    counted on its opening hours (calendar time when it is always open)."""
+    hours = None if library.always_open else library_hours(library)
+    return sla.deadlines(
+        created_at=now,
+        sla=settings.REFDESK_TICKET_SLA,
+        hours=hours,
+        pool_share=settings.REFDESK_TICKET_POOL_SHARE,
+        risk_share=settings.REFDESK_TICKET_RISK_SHARE,
+    )
+
+
+def answer_due_for(library: Library, *, now: datetime) -> datetime:
+    """When a question left with `library` now is promised an answer by."""
+    return sla_deadlines(library, now=now).due_by

@@ -74,12 +74,8 @@ def deadlines(
 ) -> SlaDeadlines:
     """Return the pool, at-risk and due moments of a ticket created at ``created_at``."""
     return SlaDeadlines(
-        pool_at=pool_due(
-            created_at=created_at, sla=sla, hours=hours, share=pool_share
-        ),
-        risk_at=pool_due(
-            created_at=created_at, sla=sla, hours=hours, share=risk_share
-        ),
+        pool_at=pool_due(created_at=created_at, sla=sla, hours=hours, share=pool_share),
+        risk_at=pool_due(created_at=created_at, sla=sla, hours=hours, share=risk_share),
         due_by=first_answer_due(created_at=created_at, sla=sla, hours=hours),
     )
 

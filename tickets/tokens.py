@@ -40,9 +40,9 @@ def ticket_id_from_token(token: str) -> int | None:
 
 
 def _signature(ticket_id: int, secret: str) -> str:
-    return salted_hmac(SALT, str(ticket_id), secret=secret, algorithm="sha256").hexdigest()[
-        :16
-    ]
+    return salted_hmac(
+        SALT, str(ticket_id), secret=secret, algorithm="sha256"
+    ).hexdigest()[:16]
 
 
 def _base36(number: int) -> str:

@@ -33,7 +33,9 @@ urlpatterns = [
     path("desk/tickets/<str:reference>/release", pages.release, name="ticket-release"),
     path("desk/tickets/<str:reference>/reply", pages.reply, name="ticket-reply"),
     path("desk/tickets/<str:reference>/note", pages.note, name="ticket-note"),
-    path("desk/tickets/<str:reference>/status", pages.change_status, name="ticket-status"),
+    path(
+        "desk/tickets/<str:reference>/status", pages.change_status, name="ticket-status"
+    ),
     path(
         "desk/tickets/<str:reference>/attachments/<int:attachment_id>",
         pages.attachment,

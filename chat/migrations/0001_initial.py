@@ -7,133 +7,369 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('libraries', '0001_initial'),
+        ("libraries", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Conversation',
+            name="Conversation",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('declared_home_library', models.CharField(blank=True, max_length=200)),
-                ('postal_code', models.CharField(blank=True, max_length=20)),
-                ('is_in_area', models.BooleanField(default=False)),
-                ('patron_name', models.CharField(blank=True, max_length=100)),
-                ('patron_email', models.EmailField(blank=True, max_length=254)),
-                ('status', models.CharField(choices=[('waiting', 'Waiting'), ('active', 'Active'), ('offline', 'Offline'), ('closed', 'Closed'), ('abandoned', 'Abandoned')], default='waiting', max_length=16)),
-                ('queue', models.CharField(blank=True, choices=[('local', 'Local'), ('partner', 'Partner'), ('overflow', 'Overflow'), ('offline', 'Offline')], max_length=16)),
-                ('offered_library_ids', models.JSONField(blank=True, default=list)),
-                ('escalate_at', models.DateTimeField(blank=True, null=True)),
-                ('transfer_note', models.CharField(blank=True, max_length=1000)),
-                ('outcome', models.CharField(blank=True, choices=[('answered', 'Answered'), ('follow_up_self', 'follow-up by me'), ('follow_up_home', "follow-up by the patron's library"), ('lost_connection', 'lost connection'), ('spam', 'spam or abuse'), ('practice', 'Practice'), ('self_served', 'answered by the FAQ')], max_length=20)),
-                ('close_note', models.CharField(blank=True, max_length=2000)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('closed_by', models.CharField(blank=True, choices=[('patron', 'Patron'), ('librarian', 'Librarian'), ('system', 'System')], max_length=16)),
-                ('last_seq', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField()),
-                ('offered_at', models.DateTimeField(blank=True, null=True)),
-                ('accepted_at', models.DateTimeField(blank=True, null=True)),
-                ('first_reply_at', models.DateTimeField(blank=True, null=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('patron_sockets', models.PositiveIntegerField(default=0, help_text='Patron sockets open now, across every web process.')),
-                ('patron_seen_at', models.DateTimeField(blank=True, help_text='When the patron was last connected.', null=True)),
-                ('answering_library', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='answered_conversations', to='libraries.library')),
-                ('home_library', models.ForeignKey(blank=True, help_text="The patron's home library when it is a member.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='home_conversations', to='libraries.library')),
-                ('librarian', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='conversations', to='libraries.librarian')),
-                ('origin_library', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='conversations', to='libraries.library')),
-                ('queue_library', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='queued_conversations', to='libraries.library')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("declared_home_library", models.CharField(blank=True, max_length=200)),
+                ("postal_code", models.CharField(blank=True, max_length=20)),
+                ("is_in_area", models.BooleanField(default=False)),
+                ("patron_name", models.CharField(blank=True, max_length=100)),
+                ("patron_email", models.EmailField(blank=True, max_length=254)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("waiting", "Waiting"),
+                            ("active", "Active"),
+                            ("offline", "Offline"),
+                            ("closed", "Closed"),
+                            ("abandoned", "Abandoned"),
+                        ],
+                        default="waiting",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "queue",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("local", "Local"),
+                            ("partner", "Partner"),
+                            ("overflow", "Overflow"),
+                            ("offline", "Offline"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("offered_library_ids", models.JSONField(blank=True, default=list)),
+                ("escalate_at", models.DateTimeField(blank=True, null=True)),
+                ("transfer_note", models.CharField(blank=True, max_length=1000)),
+                (
+                    "outcome",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("answered", "Answered"),
+                            ("follow_up_self", "follow-up by me"),
+                            ("follow_up_home", "follow-up by the patron's library"),
+                            ("lost_connection", "lost connection"),
+                            ("spam", "spam or abuse"),
+                            ("practice", "Practice"),
+                            ("self_served", "answered by the FAQ"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("close_note", models.CharField(blank=True, max_length=2000)),
+                ("tags", models.JSONField(blank=True, default=list)),
+                (
+                    "closed_by",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("patron", "Patron"),
+                            ("librarian", "Librarian"),
+                            ("system", "System"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("last_seq", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField()),
+                ("offered_at", models.DateTimeField(blank=True, null=True)),
+                ("accepted_at", models.DateTimeField(blank=True, null=True)),
+                ("first_reply_at", models.DateTimeField(blank=True, null=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "patron_sockets",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Patron sockets open now, across every web process.",
+                    ),
+                ),
+                (
+                    "patron_seen_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When the patron was last connected.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "answering_library",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="answered_conversations",
+                        to="libraries.library",
+                    ),
+                ),
+                (
+                    "home_library",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The patron's home library when it is a member.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="home_conversations",
+                        to="libraries.library",
+                    ),
+                ),
+                (
+                    "librarian",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="conversations",
+                        to="libraries.librarian",
+                    ),
+                ),
+                (
+                    "origin_library",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="conversations",
+                        to="libraries.library",
+                    ),
+                ),
+                (
+                    "queue_library",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="queued_conversations",
+                        to="libraries.library",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='ConversationStep',
+            name="ConversationStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step', models.CharField(choices=[('local', 'Local'), ('partner', 'Partner'), ('overflow', 'Overflow'), ('offline', 'Offline')], max_length=16)),
-                ('library_ids', models.JSONField(blank=True, default=list)),
-                ('entered_at', models.DateTimeField()),
-                ('left_at', models.DateTimeField(blank=True, null=True)),
-                ('left_because', models.CharField(blank=True, max_length=20)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='chat.conversation')),
-                ('queue_library', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='conversation_steps', to='libraries.library')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "step",
+                    models.CharField(
+                        choices=[
+                            ("local", "Local"),
+                            ("partner", "Partner"),
+                            ("overflow", "Overflow"),
+                            ("offline", "Offline"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("library_ids", models.JSONField(blank=True, default=list)),
+                ("entered_at", models.DateTimeField()),
+                ("left_at", models.DateTimeField(blank=True, null=True)),
+                ("left_because", models.CharField(blank=True, max_length=20)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="chat.conversation",
+                    ),
+                ),
+                (
+                    "queue_library",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="conversation_steps",
+                        to="libraries.library",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['conversation', 'entered_at', 'id'],
+                "ordering": ["conversation", "entered_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveIntegerField()),
-                ('sender', models.CharField(choices=[('patron', 'Patron'), ('librarian', 'Librarian'), ('system', 'System')], max_length=16)),
-                ('name', models.CharField(blank=True, max_length=100)),
-                ('body', models.TextField()),
-                ('client_id', models.CharField(blank=True, max_length=100)),
-                ('sent_at', models.DateTimeField()),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='chat.conversation')),
-                ('librarian', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='messages', to='libraries.librarian')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("seq", models.PositiveIntegerField()),
+                (
+                    "sender",
+                    models.CharField(
+                        choices=[
+                            ("patron", "Patron"),
+                            ("librarian", "Librarian"),
+                            ("system", "System"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=100)),
+                ("body", models.TextField()),
+                ("client_id", models.CharField(blank=True, max_length=100)),
+                ("sent_at", models.DateTimeField()),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="chat.conversation",
+                    ),
+                ),
+                (
+                    "librarian",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="messages",
+                        to="libraries.librarian",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['conversation', 'seq'],
+                "ordering": ["conversation", "seq"],
             },
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(condition=models.Q(('status', 'waiting')), fields=['escalate_at'], name='waiting_by_deadline'),
+            model_name="conversation",
+            index=models.Index(
+                condition=models.Q(("status", "waiting")),
+                fields=["escalate_at"],
+                name="waiting_by_deadline",
+            ),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(condition=models.Q(('status', 'active')), fields=['librarian'], name='active_by_librarian'),
+            model_name="conversation",
+            index=models.Index(
+                condition=models.Q(("status", "active")),
+                fields=["librarian"],
+                name="active_by_librarian",
+            ),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(fields=['origin_library', 'created_at'], name='conversation_origin_created'),
+            model_name="conversation",
+            index=models.Index(
+                fields=["origin_library", "created_at"],
+                name="conversation_origin_created",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='conversation',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['waiting', 'active', 'offline', 'closed', 'abandoned'])), name='conversation_status_valid'),
+            model_name="conversation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        ["waiting", "active", "offline", "closed", "abandoned"],
+                    )
+                ),
+                name="conversation_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='conversation',
-            constraint=models.CheckConstraint(condition=models.Q(('queue__in', ['local', 'partner', 'overflow', 'offline', ''])), name='conversation_queue_valid'),
+            model_name="conversation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("queue__in", ["local", "partner", "overflow", "offline", ""])
+                ),
+                name="conversation_queue_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='conversation',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'active'), _negated=True), ('librarian__isnull', False), _connector='OR'), name='active_conversation_has_librarian'),
+            model_name="conversation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "active"), _negated=True),
+                    ("librarian__isnull", False),
+                    _connector="OR",
+                ),
+                name="active_conversation_has_librarian",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='conversation',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'waiting'), _negated=True), ('escalate_at__isnull', False), _connector='OR'), name='waiting_conversation_has_deadline'),
+            model_name="conversation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "waiting"), _negated=True),
+                    ("escalate_at__isnull", False),
+                    _connector="OR",
+                ),
+                name="waiting_conversation_has_deadline",
+            ),
         ),
         migrations.AddIndex(
-            model_name='conversationstep',
-            index=models.Index(fields=['step', 'entered_at'], name='step_entered'),
+            model_name="conversationstep",
+            index=models.Index(fields=["step", "entered_at"], name="step_entered"),
         ),
         migrations.AddConstraint(
-            model_name='conversationstep',
-            constraint=models.CheckConstraint(condition=models.Q(('step__in', ['local', 'partner', 'overflow', 'offline'])), name='conversation_step_valid'),
+            model_name="conversationstep",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("step__in", ["local", "partner", "overflow", "offline"])
+                ),
+                name="conversation_step_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(fields=('conversation', 'seq'), name='message_seq_unique'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                fields=("conversation", "seq"), name="message_seq_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(condition=models.Q(('client_id', ''), _negated=True), fields=('conversation', 'sender', 'client_id'), name='message_client_id_unique'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("client_id", ""), _negated=True),
+                fields=("conversation", "sender", "client_id"),
+                name="message_client_id_unique",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.CheckConstraint(condition=models.Q(('seq__gte', 1)), name='message_seq_positive'),
+            model_name="message",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("seq__gte", 1)), name="message_seq_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.CheckConstraint(condition=models.Q(('sender__in', ['patron', 'librarian', 'system'])), name='message_sender_valid'),
+            model_name="message",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("sender__in", ["patron", "librarian", "system"])),
+                name="message_sender_valid",
+            ),
         ),
     ]

@@ -9,11 +9,10 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('libraries', '0002_wait_at_least_one_second'),
+        ("libraries", "0002_wait_at_least_one_second"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -21,47 +20,214 @@ class Migration(migrations.Migration):
         # pg_trgm for typo-tolerant search; a no-op on SQLite.
         django.contrib.postgres.operations.TrigramExtension(),
         migrations.CreateModel(
-            name='Answer',
+            name="Answer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('question', models.CharField(max_length=300)),
-                ('answer', models.TextField(help_text='Markdown. Raw HTML is shown as text; links may be http(s), mailto or tel.')),
-                ('is_public', models.BooleanField(default=True, help_text='Shown to patrons; otherwise staff-only (desk suggestions).')),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('is_published', models.BooleanField(default=False)),
-                ('drafted_from', models.CharField(blank=True, editable=False, help_text='The chat or ticket a librarian drafted this from, if any.', max_length=60)),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('open_count', models.PositiveIntegerField(default=0, editable=False)),
-                ('self_served_count', models.PositiveIntegerField(default=0, editable=False)),
-                ('search_vector', django.contrib.postgres.search.SearchVectorField(blank=True, editable=False, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='faq_answers_created', to=settings.AUTH_USER_MODEL)),
-                ('library', models.ForeignKey(blank=True, help_text="Empty: a consortium-wide answer, offered on every member's pages.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='faq_answers', to='libraries.library')),
-                ('published_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='faq_answers_published', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("question", models.CharField(max_length=300)),
+                (
+                    "answer",
+                    models.TextField(
+                        help_text="Markdown. Raw HTML is shown as text; links may be http(s), mailto or tel."
+                    ),
+                ),
+                (
+                    "is_public",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Shown to patrons; otherwise staff-only (desk suggestions).",
+                    ),
+                ),
+                ("tags", models.JSONField(blank=True, default=list)),
+                ("is_published", models.BooleanField(default=False)),
+                (
+                    "drafted_from",
+                    models.CharField(
+                        blank=True,
+                        editable=False,
+                        help_text="The chat or ticket a librarian drafted this from, if any.",
+                        max_length=60,
+                    ),
+                ),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("open_count", models.PositiveIntegerField(default=0, editable=False)),
+                (
+                    "self_served_count",
+                    models.PositiveIntegerField(default=0, editable=False),
+                ),
+                (
+                    "search_vector",
+                    django.contrib.postgres.search.SearchVectorField(
+                        blank=True, editable=False, null=True
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="faq_answers_created",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "library",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty: a consortium-wide answer, offered on every member's pages.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="faq_answers",
+                        to="libraries.library",
+                    ),
+                ),
+                (
+                    "published_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="faq_answers_published",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['question', 'id'],
-                'indexes': [django.contrib.postgres.indexes.GinIndex(fields=['search_vector'], name='faq_answer_search'), models.Index(condition=models.Q(('is_published', True)), fields=['library'], name='faq_published_by_library')],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('is_published', True), _negated=True), ('published_at__isnull', False), _connector='OR'), name='faq_published_answer_has_time')],
+                "ordering": ["question", "id"],
+                "indexes": [
+                    django.contrib.postgres.indexes.GinIndex(
+                        fields=["search_vector"], name="faq_answer_search"
+                    ),
+                    models.Index(
+                        condition=models.Q(("is_published", True)),
+                        fields=["library"],
+                        name="faq_published_by_library",
+                    ),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("is_published", True), _negated=True),
+                            ("published_at__isnull", False),
+                            _connector="OR",
+                        ),
+                        name="faq_published_answer_has_time",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='CannedResponse',
+            name="CannedResponse",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scope', models.CharField(choices=[('consortium', 'Consortium'), ('library', 'Library'), ('personal', 'Personal')], max_length=16)),
-                ('shortcut', models.SlugField(help_text='Typed after "/" in the desk composer, e.g. "hours".', max_length=40)),
-                ('title', models.CharField(max_length=120)),
-                ('body', models.TextField(help_text='Plain text. Placeholders: {patron_name}, {library_name}, {library_hours_today}, {library_website}, {librarian_name}.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('library', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='canned_responses', to='libraries.library')),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='canned_responses', to='libraries.librarian')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[
+                            ("consortium", "Consortium"),
+                            ("library", "Library"),
+                            ("personal", "Personal"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "shortcut",
+                    models.SlugField(
+                        help_text='Typed after "/" in the desk composer, e.g. "hours".',
+                        max_length=40,
+                    ),
+                ),
+                ("title", models.CharField(max_length=120)),
+                (
+                    "body",
+                    models.TextField(
+                        help_text="Plain text. Placeholders: {patron_name}, {library_name}, {library_hours_today}, {library_website}, {librarian_name}."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "library",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="canned_responses",
+                        to="libraries.library",
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="canned_responses",
+                        to="libraries.librarian",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['shortcut', 'id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('scope__in', ['consortium', 'library', 'personal'])), name='canned_scope_valid'), models.CheckConstraint(condition=models.Q(models.Q(('library__isnull', True), ('owner__isnull', True), ('scope', 'consortium')), models.Q(('library__isnull', False), ('owner__isnull', True), ('scope', 'library')), models.Q(('owner__isnull', False), ('scope', 'personal')), _connector='OR'), name='canned_scope_matches_owner'), models.UniqueConstraint(condition=models.Q(('scope', 'consortium')), fields=('shortcut',), name='canned_consortium_shortcut_unique'), models.UniqueConstraint(condition=models.Q(('scope', 'library')), fields=('library', 'shortcut'), name='canned_library_shortcut_unique'), models.UniqueConstraint(condition=models.Q(('scope', 'personal')), fields=('owner', 'shortcut'), name='canned_personal_shortcut_unique')],
+                "ordering": ["shortcut", "id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("scope__in", ["consortium", "library", "personal"])
+                        ),
+                        name="canned_scope_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(
+                                ("library__isnull", True),
+                                ("owner__isnull", True),
+                                ("scope", "consortium"),
+                            ),
+                            models.Q(
+                                ("library__isnull", False),
+                                ("owner__isnull", True),
+                                ("scope", "library"),
+                            ),
+                            models.Q(("owner__isnull", False), ("scope", "personal")),
+                            _connector="OR",
+                        ),
+                        name="canned_scope_matches_owner",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("scope", "consortium")),
+                        fields=("shortcut",),
+                        name="canned_consortium_shortcut_unique",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("scope", "library")),
+                        fields=("library", "shortcut"),
+                        name="canned_library_shortcut_unique",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("scope", "personal")),
+                        fields=("owner", "shortcut"),
+                        name="canned_personal_shortcut_unique",
+                    ),
+                ],
             },
         ),
     ]

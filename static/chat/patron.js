@@ -197,8 +197,8 @@
         : "A librarian is available.";
     } else {
       el.availabilityDot.className = "dot off";
-      el.availabilityText.textContent =
-        "No librarian is available right now. Ask anyway and leave your email: we'll answer by email.";
+      const due = data.answer_by ? formatDue(data.answer_by) : "";
+      el.availabilityText.textContent = `No librarian is available right now. Ask anyway and leave your email: we'll answer by email${due ? ` by ${due}` : ""}.`;
     }
     const spans = Array.isArray(data.hours_today) ? data.hours_today : [];
     if (!spans.length) {
@@ -506,18 +506,22 @@
         text = `You're chatting with a librarian from ${otherLibrary ? config.consortiumName : (library && library.name) || config.name}`;
         kind = "active";
         break;
-      case "offline":
-        text = "No librarian is available right now. Leave your email and we'll answer by email.";
+      case "offline": {
+        const due = frame.answer_by ? formatDue(frame.answer_by) : "";
+        text = `No librarian is available right now. Leave your email and we'll answer by email${due ? ` by ${due}` : ""}.`;
         kind = "ended";
         break;
+      }
       case "closed":
         text = "This chat has ended. Thank you for asking!";
         kind = "ended";
         break;
-      case "abandoned":
-        text = "This chat ended before a librarian joined. Leave your email and we'll answer by email.";
+      case "abandoned": {
+        const due = frame.answer_by ? formatDue(frame.answer_by) : "";
+        text = `This chat ended before a librarian joined. Leave your email and we'll answer by email${due ? ` by ${due}` : ""}.`;
         kind = "ended";
         break;
+      }
       default:
         text = "Connecting…";
         kind = "";

@@ -149,7 +149,9 @@ def test_status_of_unstaffed_consortium_is_unavailable_with_no_wait(
     response = client.get(status_url("springfield"))
 
     assert response.status_code == 200
-    assert response.json() == {
+    body = response.json()
+    assert body.pop("answer_by")  # the promise, tested on its own below
+    assert body == {
         "slug": "springfield",
         "chat_available": False,
         "staffed_locally": False,
@@ -764,3 +766,12 @@ def test_preflight_from_unknown_origin_is_not_allowed(client, springfield):
     assert "Access-Control-Allow-Origin" not in response
     assert "Access-Control-Allow-Methods" not in response
     assert not Conversation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_status_promises_an_answer_time_when_nobody_can_chat(client, springfield):
+    body = client.get("/api/v1/libraries/springfield/status").json()
+    assert body["chat_available"] is False
+    promised = datetime.fromisoformat(body["answer_by"])
+    hours = (promised - timezone.now()).total_seconds() / 3600
+    assert 23.9 < hours <= 24  # always open: the 24-hour SLA in calendar time

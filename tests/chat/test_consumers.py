@@ -759,3 +759,16 @@ async def test_desk_frames_of_another_status_keep_rows_intact(
     assert stored.status == ConversationStatus.ACTIVE
     assert stored.last_seq == 1
     await desk.disconnect()
+
+
+async def test_offline_status_promises_a_concrete_answer_time(springfield, start_chat):
+    conversation, token = await db(start_chat)()  # nobody staffed anywhere
+    patron = await _patron(conversation, token)
+    status = await receive(patron)
+    assert (status["status"], status["queue"], status["estimated_wait_seconds"]) == (
+        "offline",
+        None,
+        None,
+    )
+    assert status["answer_by"] > conversation.created_at.isoformat()
+    await patron.disconnect()

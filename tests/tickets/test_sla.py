@@ -8,8 +8,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from libraries.hours import Closure, LibraryHours, SpecialDay, WeeklySpan
+from libraries.hours import (
+    Closure,
+    LibraryHours,
+    SpecialDay,
+    WeeklySpan,
+    is_open,
+    open_spans_between,
+)
 from tickets import sla
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -20,9 +29,7 @@ def local(day: str, clock: str, zone: ZoneInfo = CHICAGO) -> datetime:
     return datetime.combine(date.fromisoformat(day), time.fromisoformat(clock), zone)
 
 
-def weekdays(
-    opens: str = "09:00", closes: str = "17:00", **kwargs
-) -> LibraryHours:
+def weekdays(opens: str = "09:00", closes: str = "17:00", **kwargs) -> LibraryHours:
     return LibraryHours(
         timezone="America/Chicago",
         weekly=tuple(
@@ -118,9 +125,7 @@ SPLIT = LibraryHours(
         pytest.param(
             local("2026-03-02", "09:00"),
             timedelta(hours=10),
-            weekdays(
-                special=(SpecialDay(date(2026, 3, 2), ((time(9), time(11)),)),)
-            ),
+            weekdays(special=(SpecialDay(date(2026, 3, 2), ((time(9), time(11)),)),)),
             local("2026-03-03", "17:00"),
             id="short-special-day",
         ),
@@ -205,7 +210,9 @@ def test_first_answer_due(created_at, promise, hours, expected):
 def test_first_answer_due_refuses_naive_datetimes():
     with pytest.raises(ValueError, match="aware"):
         sla.first_answer_due(
-            created_at=datetime(2026, 3, 2, 9), sla=DAY, hours=weekdays()  # noqa: DTZ001
+            created_at=datetime(2026, 3, 2, 9),  # noqa: DTZ001
+            sla=DAY,
+            hours=weekdays(),
         )
 
 
@@ -215,7 +222,9 @@ def test_first_answer_due_refuses_naive_datetimes():
         pytest.param(0.5, local("2026-03-03", "13:00"), id="half-of-24-open-hours"),
         pytest.param(0.75, local("2026-03-04", "11:00"), id="three-quarters"),
         pytest.param(0.0, local("2026-03-02", "09:00"), id="zero-share-is-at-once"),
-        pytest.param(2.0, local("2026-03-04", "17:00"), id="share-capped-at-the-promise"),
+        pytest.param(
+            2.0, local("2026-03-04", "17:00"), id="share-capped-at-the-promise"
+        ),
     ],
 )
 def test_pool_due_counts_a_share_of_open_time(share, expected):
@@ -247,11 +256,17 @@ DUE = local("2026-03-04", "17:00")
 @pytest.mark.parametrize(
     ("now", "answered", "closed", "expected"),
     [
-        pytest.param(local("2026-03-03", "10:00"), False, False, "on_track", id="early"),
+        pytest.param(
+            local("2026-03-03", "10:00"), False, False, "on_track", id="early"
+        ),
         pytest.param(RISK, False, False, "at_risk", id="at-the-risk-moment"),
-        pytest.param(DUE - timedelta(seconds=1), False, False, "at_risk", id="just-before-due"),
+        pytest.param(
+            DUE - timedelta(seconds=1), False, False, "at_risk", id="just-before-due"
+        ),
         pytest.param(DUE, False, False, "overdue", id="at-the-due-moment"),
-        pytest.param(DUE + DAY, True, False, "answered", id="answered-late-is-answered"),
+        pytest.param(
+            DUE + DAY, True, False, "answered", id="answered-late-is-answered"
+        ),
         pytest.param(DUE + DAY, False, True, "closed", id="closed-unanswered"),
     ],
 )
@@ -260,3 +275,25 @@ def test_sla_state(now, answered, closed, expected):
         now=now, risk_at=RISK, due_by=DUE, answered=answered, closed=closed
     )
     assert state == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    created_at=st.datetimes(
+        min_value=datetime(2026, 1, 1),  # noqa: DTZ001
+        max_value=datetime(2026, 12, 31),  # noqa: DTZ001
+        timezones=st.just(CHICAGO),
+    ),
+    hours_promised=st.integers(min_value=1, max_value=72),
+    hours=st.sampled_from([weekdays(), SPLIT, every_day("22:00", "06:00")]),
+)
+def test_exactly_the_promised_open_time_passes_before_the_due_moment(
+    created_at, hours_promised, hours
+):
+    promise = timedelta(hours=hours_promised)
+
+    due = sla.first_answer_due(created_at=created_at, sla=promise, hours=hours)
+
+    spans = open_spans_between(hours, created_at, due)
+    assert sum((s.duration for s in spans), timedelta()) == promise
+    assert is_open(hours, due - timedelta(microseconds=1))  # due while open

@@ -1,13 +1,12 @@
-"""Email in and out: pure parsing (`parsing`) and message builders (`outgoing`)."""
+"""Email in and out: pure parsing (`parsing`, `text`) and message builders (`outgoing`)."""
 
 from tickets.mail.parsing import (
     EmailParseError,
     ParsedAttachment,
     ParsedEmail,
-    html_to_text,
     parse_email,
-    visible_text,
 )
+from tickets.mail.text import html_to_text, visible_text
 
 __all__ = [
     "EmailParseError",

@@ -8,9 +8,10 @@ Addresses at `REFDESK_MAIL_DOMAIN`:
 """
 
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import formataddr, make_msgid
+from email.utils import formataddr
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -33,8 +34,9 @@ class Rendered:
 
 
 def new_message_id(prefix: str = "") -> str:
-    domain = settings.REFDESK_MAIL_DOMAIN
-    return make_msgid(idstring=prefix or None, domain=domain)
+    """A unique Message-ID at the mail domain, short enough not to be folded."""
+    local = f"{prefix}.{secrets.token_hex(8)}" if prefix else secrets.token_hex(12)
+    return f"<{local}@{settings.REFDESK_MAIL_DOMAIN}>"
 
 
 def library_address(library) -> str:

@@ -24,15 +24,14 @@
 
 import email
 import email.policy
-import html
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
-from html.parser import HTMLParser
+
+from tickets.mail.text import html_to_text, normalise_newlines, visible_text
 
 RECIPIENT_HEADERS = (
     "To",
@@ -139,7 +138,7 @@ def _parse(message: EmailMessage, *, mail_domain: str) -> ParsedEmail:
     plain_part, html_part = _body_parts(message)
     html_body = _decoded(html_part) if html_part is not None else ""
     if plain_part is not None:
-        text = _normalise_newlines(_decoded(plain_part))
+        text = normalise_newlines(_decoded(plain_part))
     else:
         text = html_to_text(html_body) if html_body else ""
     recipients = _recipients(message)
@@ -273,9 +272,9 @@ def _auto_kind(message: EmailMessage, *, subject: str, from_address: str) -> str
         return "bounce"
     if message.get("X-Failed-Recipients") is not None:
         return "bounce"
-    if "Return-Path" in message and _header(message, "Return-Path").strip(
-        " <>"
-    ) in ("",):
+    if "Return-Path" in message and _header(message, "Return-Path").strip(" <>") in (
+        "",
+    ):
         return "bounce"
     auto_submitted = _header(message, "Auto-Submitted").lower()
     if auto_submitted and not auto_submitted.startswith("no"):
@@ -307,9 +306,7 @@ def _bounced_original(message: EmailMessage) -> tuple[tuple[str, ...], tuple[str
             inner = part.get_payload()
             headers = inner[0] if isinstance(inner, list) and inner else None
         elif part.get_content_type() == "text/rfc822-headers":
-            headers = HeaderParser(policy=email.policy.default).parsestr(
-                _decoded(part)
-            )
+            headers = HeaderParser(policy=email.policy.default).parsestr(_decoded(part))
         if headers is not None:
             ids.extend(_ids(str(headers.get("Message-ID", ""))))
             tickets.extend(subject_references(str(headers.get("X-Refdesk-Ticket", ""))))
@@ -366,9 +363,12 @@ def _attachments(message: EmailMessage, body_ids: set[int]):
         if id(part) in body_ids:
             continue
         filename = _safe_filename(part.get_filename() or "")
-        if part.get_content_maintype() == "text" and not filename:
-            if part.get_content_disposition() != "attachment":
-                continue  # another text fragment of the body, or a report's text
+        if (
+            part.get_content_maintype() == "text"
+            and not filename
+            and part.get_content_disposition() != "attachment"
+        ):
+            continue  # another text fragment of the body, or a report's text
         content_type = part.get_content_type()
         yield ParsedAttachment(
             filename=filename or _default_name(content_type, index),
@@ -404,258 +404,3 @@ def _default_name(content_type: str, index: int) -> str:
         "image/gif": "gif",
     }.get(content_type, "bin")
     return f"attachment-{index}.{extension}"
-
-
-def _normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-# HTML to text
-# ----------------------------------------------------------------------
-_BLOCK_TAGS = {
-    "address",
-    "article",
-    "blockquote",
-    "br",
-    "dd",
-    "div",
-    "dl",
-    "dt",
-    "footer",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "header",
-    "hr",
-    "li",
-    "ol",
-    "p",
-    "pre",
-    "section",
-    "table",
-    "tr",
-    "ul",
-}
-_SKIP_TAGS = {"head", "script", "style", "title", "template"}
-_QUOTE_CLASSES = ("gmail_quote", "yahoo_quoted", "protonmail_quote")
-_QUOTE_IDS = ("divrplyfwdmsg", "appendonsend", "mail-editor-reference-message-container")
-
-
-class _HtmlText(HTMLParser):
-    """Collect text by lines, each line with the quote depth it started at."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.lines: list[tuple[int, str]] = []
-        self.current: list[str] = []
-        self.depth = 0
-        self.quote_stack: list[bool] = []
-        self.skipping = 0
-        self.pre = 0
-        self.line_depth = 0
-        self.after_quote_marker = False
-
-    def handle_starttag(self, tag: str, attrs) -> None:
-        if tag in _SKIP_TAGS:
-            self.skipping += 1
-            return
-        attributes = {k: (v or "") for k, v in attrs}
-        if tag in _BLOCK_TAGS:
-            self._break()
-        if tag == "pre":
-            self.pre += 1
-        if tag in ("blockquote", "div"):
-            quoting = tag == "blockquote" or _is_quote_container(attributes)
-            self.quote_stack.append(quoting)
-            if quoting:
-                self.depth += 1
-                self._break()
-        if tag == "li":
-            self.current.append("- ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP_TAGS:
-            self.skipping = max(0, self.skipping - 1)
-            return
-        if tag in ("blockquote", "div") and self.quote_stack:
-            if self.quote_stack.pop():
-                self._break()
-                self.depth = max(0, self.depth - 1)
-        if tag == "pre":
-            self.pre = max(0, self.pre - 1)
-        if tag in _BLOCK_TAGS:
-            self._break()
-
-    def handle_startendtag(self, tag: str, attrs) -> None:
-        if tag in ("br", "hr"):
-            self._break(force=True)
-
-    def handle_data(self, data: str) -> None:
-        if self.skipping:
-            return
-        if not self.current:
-            self.line_depth = self.depth
-        if self.pre:
-            parts = data.split("\n")
-            self.current.append(parts[0])
-            for rest in parts[1:]:
-                self._break(force=True)
-                self.line_depth = self.depth
-                self.current.append(rest)
-            return
-        text = re.sub(r"\s+", " ", data)
-        if not self.current:
-            text = text.lstrip()
-        if text:
-            self.current.append(text)
-
-    def _break(self, *, force: bool = False) -> None:
-        line = "".join(self.current).rstrip()
-        if line or force:
-            self.lines.append((self.line_depth, line))
-        elif self.lines and self.lines[-1][1]:
-            self.lines.append((self.line_depth, ""))
-        self.current = []
-        self.line_depth = self.depth
-
-    def text(self) -> str:
-        self._break()
-        out = []
-        for depth, line in self.lines:
-            prefix = "> " * depth if depth else ""
-            out.append(f"{prefix}{line}".rstrip())
-        joined = "\n".join(out)
-        return re.sub(r"\n{3,}", "\n\n", joined).strip("\n")
-
-
-def _is_quote_container(attributes: dict[str, str]) -> bool:
-    classes = attributes.get("class", "").lower()
-    ident = attributes.get("id", "").lower()
-    return any(c in classes for c in _QUOTE_CLASSES) or ident in _QUOTE_IDS
-
-
-def html_to_text(markup: str) -> str:
-    """Readable text of an HTML body; quoted blocks become `>` lines."""
-    parser = _HtmlText()
-    try:
-        parser.feed(markup)
-        parser.close()
-    except Exception:  # a broken document still gives its text
-        return html.unescape(re.sub(r"<[^>]*>", " ", markup)).strip()
-    return parser.text()
-
-
-# Quoted history and signatures
-# ----------------------------------------------------------------------
-_ATTRIBUTION_RE = re.compile(
-    r"^\s*(on|le|am|el|il|em|op|den|dne)\b.{4,}?"
-    r"(wrote|a écrit|schrieb|escribió|ha scritto|scrisse|escreveu|schreef|skrev|napsal)"
-    r"\s*:\s*$",
-    re.IGNORECASE,
-)
-_ORIGINAL_MESSAGE_RE = re.compile(
-    r"^\s*-{2,}\s*(original message|ursprüngliche nachricht|message d'origine"
-    r"|mensaje original|messaggio originale|oorspronkelijk bericht)\s*-{2,}\s*$",
-    re.IGNORECASE,
-)
-_HEADER_LINE_RE = re.compile(
-    r"^\s*\**\s*(from|von|de|da|van)\s*:\**\s+\S", re.IGNORECASE
-)
-_SENT_LINE_RE = re.compile(
-    r"^\s*\**\s*(sent|date|gesendet|datum|envoyé|enviado|inviato|verzonden)\s*:\**\s",
-    re.IGNORECASE,
-)
-_RULE_RE = re.compile(r"^\s*_{10,}\s*$")
-_MOBILE_SIGNATURE_RE = re.compile(
-    r"^\s*(sent from my \w+|sent from (mail|outlook) for \w+|get outlook for \w+"
-    r"|sent from yahoo mail|sent from my (iphone|ipad|android|phone|mobile)"
-    r"|envoyé de mon \w+|von meinem \w+ gesendet)",
-    re.IGNORECASE,
-)
-
-
-def visible_text(text: str) -> str:
-    """The new text of a reply: quoted history and signatures cut, `>` lines dropped."""
-    lines = _normalise_newlines(text).split("\n")
-    cut = _quote_start(lines)
-    kept = [line for line in lines[:cut] if not line.lstrip().startswith(">")]
-    kept = _drop_trailing_attribution(kept)
-    visible = "\n".join(line.rstrip() for line in kept).strip()
-    visible = re.sub(r"\n{3,}", "\n\n", visible)
-    if visible:
-        return visible
-    return "\n".join(line.rstrip() for line in lines).strip()
-
-
-def _quote_start(lines: list[str]) -> int:
-    for index, line in enumerate(lines):
-        stripped = line.strip()
-        if line.rstrip("\n") in ("-- ", "--"):
-            return index
-        if _ORIGINAL_MESSAGE_RE.match(stripped):
-            return index
-        if _is_attribution(lines, index):
-            return index
-        if _is_header_block(lines, index):
-            start = index
-            if start > 0 and _RULE_RE.match(lines[start - 1]):
-                start -= 1
-            return start
-        if _MOBILE_SIGNATURE_RE.match(stripped) and _only_quotes_after(lines, index + 1):
-            return index
-    return len(lines)
-
-
-def _is_attribution(lines: list[str], index: int) -> bool:
-    line = lines[index].strip()
-    candidate = line
-    if not _ATTRIBUTION_RE.match(candidate) and index + 1 < len(lines):
-        # Gmail wraps long attributions onto a second line.
-        candidate = f"{line} {lines[index + 1].strip()}"
-        if not re.match(r"^\s*(on|le|am|el)\b", line, re.IGNORECASE):
-            return False
-        if not _ATTRIBUTION_RE.match(candidate):
-            return False
-    elif not _ATTRIBUTION_RE.match(candidate):
-        return False
-    # Not a patron's own sentence: an address, a time or quoted lines follow.
-    if "@" in candidate or re.search(r"\d", candidate):
-        return True
-    return _next_nonblank(lines, index + 1).startswith(">")
-
-
-def _is_header_block(lines: list[str], index: int) -> bool:
-    if not _HEADER_LINE_RE.match(lines[index]):
-        return False
-    following = lines[index + 1 : index + 5]
-    return any(_SENT_LINE_RE.match(line) for line in following)
-
-
-def _next_nonblank(lines: list[str], start: int) -> str:
-    for line in lines[start:]:
-        if line.strip():
-            return line.lstrip()
-    return ""
-
-
-def _only_quotes_after(lines: list[str], start: int) -> bool:
-    return all(not line.strip() or line.lstrip().startswith(">") for line in lines[start:])
-
-
-def _drop_trailing_attribution(lines: list[str]) -> list[str]:
-    while lines and not lines[-1].strip():
-        lines = lines[:-1]
-    if lines and _ATTRIBUTION_RE.match(lines[-1].strip()):
-        lines = lines[:-1]
-    return lines
-
-
-def format_address(name: str, address: str) -> str:
-    """A display address, quoted as RFC 5322 wants."""
-    if not name:
-        return address
-    local, _, domain = address.rpartition("@")
-    return str(Address(display_name=name, username=local, domain=domain))

@@ -5,172 +5,456 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('chat', '0001_initial'),
-        ('libraries', '0002_wait_at_least_one_second'),
+        ("chat", "0001_initial"),
+        ("libraries", "0002_wait_at_least_one_second"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TicketCounter',
+            name="TicketCounter",
             fields=[
-                ('year', models.PositiveSmallIntegerField(primary_key=True, serialize=False)),
-                ('last', models.PositiveIntegerField(default=0)),
+                (
+                    "year",
+                    models.PositiveSmallIntegerField(primary_key=True, serialize=False),
+                ),
+                ("last", models.PositiveIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='Ticket',
+            name="Ticket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reference', models.CharField(editable=False, max_length=20, unique=True)),
-                ('patron_name', models.CharField(blank=True, max_length=100)),
-                ('patron_email', models.EmailField(blank=True, max_length=254)),
-                ('declared_home_library', models.CharField(blank=True, max_length=200)),
-                ('postal_code', models.CharField(blank=True, max_length=20)),
-                ('subject', models.CharField(max_length=200)),
-                ('status', models.CharField(choices=[('new', 'New'), ('open', 'Open'), ('answered', 'Answered'), ('closed', 'Closed')], default='new', max_length=16)),
-                ('source', models.CharField(choices=[('question_form', 'question form'), ('follow_up', 'follow-up from a chat'), ('chat_offline', 'chat nobody could answer'), ('chat_abandoned', 'chat the patron left'), ('follow_up_self', 'follow-up by the closing librarian'), ('follow_up_home', "follow-up by the patron's library"), ('email', 'Email')], max_length=20)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('in_pool', models.BooleanField(default=False, help_text='Any member library may claim it.')),
-                ('pooled_at', models.DateTimeField(blank=True, null=True)),
-                ('at_risk', models.BooleanField(default=False)),
-                ('is_overdue', models.BooleanField(default=False)),
-                ('pool_at', models.DateTimeField(help_text='Joins the shared pool if unanswered.')),
-                ('risk_at', models.DateTimeField(help_text='Counts as at risk if unanswered.')),
-                ('due_by', models.DateTimeField(help_text='The first answer is promised by then.')),
-                ('first_answered_at', models.DateTimeField(blank=True, null=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('last_activity_at', models.DateTimeField()),
-                ('created_at', models.DateTimeField()),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('claimed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='claimed_tickets', to='libraries.librarian')),
-                ('conversation', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='ticket', to='chat.conversation')),
-                ('library', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tickets', to='libraries.library')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "reference",
+                    models.CharField(editable=False, max_length=20, unique=True),
+                ),
+                ("patron_name", models.CharField(blank=True, max_length=100)),
+                ("patron_email", models.EmailField(blank=True, max_length=254)),
+                ("declared_home_library", models.CharField(blank=True, max_length=200)),
+                ("postal_code", models.CharField(blank=True, max_length=20)),
+                ("subject", models.CharField(max_length=200)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("new", "New"),
+                            ("open", "Open"),
+                            ("answered", "Answered"),
+                            ("closed", "Closed"),
+                        ],
+                        default="new",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("question_form", "question form"),
+                            ("follow_up", "follow-up from a chat"),
+                            ("chat_offline", "chat nobody could answer"),
+                            ("chat_abandoned", "chat the patron left"),
+                            ("follow_up_self", "follow-up by the closing librarian"),
+                            ("follow_up_home", "follow-up by the patron's library"),
+                            ("email", "Email"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "in_pool",
+                    models.BooleanField(
+                        default=False, help_text="Any member library may claim it."
+                    ),
+                ),
+                ("pooled_at", models.DateTimeField(blank=True, null=True)),
+                ("at_risk", models.BooleanField(default=False)),
+                ("is_overdue", models.BooleanField(default=False)),
+                (
+                    "pool_at",
+                    models.DateTimeField(
+                        help_text="Joins the shared pool if unanswered."
+                    ),
+                ),
+                (
+                    "risk_at",
+                    models.DateTimeField(help_text="Counts as at risk if unanswered."),
+                ),
+                (
+                    "due_by",
+                    models.DateTimeField(
+                        help_text="The first answer is promised by then."
+                    ),
+                ),
+                ("first_answered_at", models.DateTimeField(blank=True, null=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("last_activity_at", models.DateTimeField()),
+                ("created_at", models.DateTimeField()),
+                ("tags", models.JSONField(blank=True, default=list)),
+                (
+                    "claimed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="claimed_tickets",
+                        to="libraries.librarian",
+                    ),
+                ),
+                (
+                    "conversation",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="ticket",
+                        to="chat.conversation",
+                    ),
+                ),
+                (
+                    "library",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="tickets",
+                        to="libraries.library",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['due_by'],
+                "ordering": ["due_by"],
             },
         ),
         migrations.CreateModel(
-            name='TicketMessage',
+            name="TicketMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('direction', models.CharField(choices=[('inbound', 'Inbound'), ('outbound', 'Outbound'), ('internal', 'Internal')], max_length=10)),
-                ('kind', models.CharField(blank=True, choices=[('', 'not outgoing'), ('confirmation', 'Confirmation'), ('reply', 'Reply'), ('transcript', 'Transcript')], default='', max_length=16)),
-                ('author', models.CharField(blank=True, max_length=200)),
-                ('from_address', models.EmailField(blank=True, max_length=254)),
-                ('to_address', models.EmailField(blank=True, max_length=254)),
-                ('subject', models.CharField(blank=True, max_length=300)),
-                ('body', models.TextField(help_text='The visible text: quoted history removed.')),
-                ('full_body', models.TextField(blank=True)),
-                ('html_body', models.TextField(blank=True)),
-                ('message_id', models.CharField(blank=True, max_length=255)),
-                ('in_reply_to', models.CharField(blank=True, max_length=255)),
-                ('references', models.TextField(blank=True)),
-                ('is_auto_reply', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField()),
-                ('sending_since', models.DateTimeField(blank=True, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('send_attempts', models.PositiveSmallIntegerField(default=0)),
-                ('send_error', models.CharField(blank=True, max_length=500)),
-                ('librarian', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='ticket_messages', to='libraries.librarian')),
-                ('ticket', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='tickets.ticket')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "direction",
+                    models.CharField(
+                        choices=[
+                            ("inbound", "Inbound"),
+                            ("outbound", "Outbound"),
+                            ("internal", "Internal"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "not outgoing"),
+                            ("confirmation", "Confirmation"),
+                            ("reply", "Reply"),
+                            ("transcript", "Transcript"),
+                        ],
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                ("author", models.CharField(blank=True, max_length=200)),
+                ("from_address", models.EmailField(blank=True, max_length=254)),
+                ("to_address", models.EmailField(blank=True, max_length=254)),
+                ("subject", models.CharField(blank=True, max_length=300)),
+                (
+                    "body",
+                    models.TextField(
+                        help_text="The visible text: quoted history removed."
+                    ),
+                ),
+                ("full_body", models.TextField(blank=True)),
+                ("html_body", models.TextField(blank=True)),
+                ("message_id", models.CharField(blank=True, max_length=255)),
+                ("in_reply_to", models.CharField(blank=True, max_length=255)),
+                ("references", models.TextField(blank=True)),
+                ("is_auto_reply", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField()),
+                ("sending_since", models.DateTimeField(blank=True, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("send_attempts", models.PositiveSmallIntegerField(default=0)),
+                ("send_error", models.CharField(blank=True, max_length=500)),
+                (
+                    "librarian",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="ticket_messages",
+                        to="libraries.librarian",
+                    ),
+                ),
+                (
+                    "ticket",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="tickets.ticket",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='InboundEmail',
+            name="InboundEmail",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('raw', models.BinaryField()),
-                ('size', models.PositiveIntegerField(default=0)),
-                ('received_at', models.DateTimeField()),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('filed', 'Filed'), ('needs_attention', 'needs attention'), ('ignored', 'Ignored')], default='pending', max_length=20)),
-                ('error', models.TextField(blank=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('message_id_header', models.CharField(blank=True, max_length=255, verbose_name='Message-ID')),
-                ('from_address', models.CharField(blank=True, max_length=255)),
-                ('subject', models.CharField(blank=True, max_length=300)),
-                ('library', models.ForeignKey(blank=True, help_text='The library it was addressed to or filed for, when known.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='inbound_emails', to='libraries.library')),
-                ('ticket', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='inbound_emails', to='tickets.ticket')),
-                ('message', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='inbound_emails', to='tickets.ticketmessage')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("raw", models.BinaryField()),
+                ("size", models.PositiveIntegerField(default=0)),
+                ("received_at", models.DateTimeField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("filed", "Filed"),
+                            ("needs_attention", "needs attention"),
+                            ("ignored", "Ignored"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "message_id_header",
+                    models.CharField(
+                        blank=True, max_length=255, verbose_name="Message-ID"
+                    ),
+                ),
+                ("from_address", models.CharField(blank=True, max_length=255)),
+                ("subject", models.CharField(blank=True, max_length=300)),
+                (
+                    "library",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The library it was addressed to or filed for, when known.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="inbound_emails",
+                        to="libraries.library",
+                    ),
+                ),
+                (
+                    "ticket",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="inbound_emails",
+                        to="tickets.ticket",
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="inbound_emails",
+                        to="tickets.ticketmessage",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'inbound email',
-                'ordering': ['-received_at'],
+                "verbose_name": "inbound email",
+                "ordering": ["-received_at"],
             },
         ),
         migrations.CreateModel(
-            name='Attachment',
+            name="Attachment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('filename', models.CharField(max_length=200)),
-                ('content_type', models.CharField(max_length=100)),
-                ('size', models.PositiveIntegerField()),
-                ('data', models.BinaryField(blank=True)),
-                ('is_dropped', models.BooleanField(default=False, help_text='Over the size limit: not kept, only listed.')),
-                ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attachments', to='tickets.ticketmessage')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("filename", models.CharField(max_length=200)),
+                ("content_type", models.CharField(max_length=100)),
+                ("size", models.PositiveIntegerField()),
+                ("data", models.BinaryField(blank=True)),
+                (
+                    "is_dropped",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Over the size limit: not kept, only listed.",
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attachments",
+                        to="tickets.ticketmessage",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.AddIndex(
-            model_name='ticket',
-            index=models.Index(fields=['library', 'status'], name='ticket_library_status'),
+            model_name="ticket",
+            index=models.Index(
+                fields=["library", "status"], name="ticket_library_status"
+            ),
         ),
         migrations.AddIndex(
-            model_name='ticket',
-            index=models.Index(condition=models.Q(('first_answered_at__isnull', True), ('status__in', ['new', 'open'])), fields=['due_by'], name='ticket_unanswered_due'),
+            model_name="ticket",
+            index=models.Index(
+                condition=models.Q(
+                    ("first_answered_at__isnull", True), ("status__in", ["new", "open"])
+                ),
+                fields=["due_by"],
+                name="ticket_unanswered_due",
+            ),
         ),
         migrations.AddIndex(
-            model_name='ticket',
-            index=models.Index(condition=models.Q(('in_pool', True)), fields=['status'], name='ticket_pool'),
+            model_name="ticket",
+            index=models.Index(
+                condition=models.Q(("in_pool", True)),
+                fields=["status"],
+                name="ticket_pool",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ticket',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['new', 'open', 'answered', 'closed'])), name='ticket_status_valid'),
+            model_name="ticket",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("status__in", ["new", "open", "answered", "closed"])
+                ),
+                name="ticket_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ticket',
-            constraint=models.CheckConstraint(condition=models.Q(('source__in', ['question_form', 'follow_up', 'chat_offline', 'chat_abandoned', 'follow_up_self', 'follow_up_home', 'email'])), name='ticket_source_valid'),
+            model_name="ticket",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "source__in",
+                        [
+                            "question_form",
+                            "follow_up",
+                            "chat_offline",
+                            "chat_abandoned",
+                            "follow_up_self",
+                            "follow_up_home",
+                            "email",
+                        ],
+                    )
+                ),
+                name="ticket_source_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ticket',
-            constraint=models.CheckConstraint(condition=models.Q(('claimed_by__isnull', True), ('claimed_at__isnull', False), _connector='OR'), name='claimed_ticket_has_claim_time'),
+            model_name="ticket",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("claimed_by__isnull", True),
+                    ("claimed_at__isnull", False),
+                    _connector="OR",
+                ),
+                name="claimed_ticket_has_claim_time",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ticket',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'closed'), _negated=True), ('closed_at__isnull', False), _connector='OR'), name='closed_ticket_has_close_time'),
+            model_name="ticket",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "closed"), _negated=True),
+                    ("closed_at__isnull", False),
+                    _connector="OR",
+                ),
+                name="closed_ticket_has_close_time",
+            ),
         ),
         migrations.AddIndex(
-            model_name='ticketmessage',
-            index=models.Index(condition=models.Q(('direction', 'outbound'), ('sent_at__isnull', True)), fields=['sent_at'], name='ticket_message_unsent'),
+            model_name="ticketmessage",
+            index=models.Index(
+                condition=models.Q(
+                    ("direction", "outbound"), ("sent_at__isnull", True)
+                ),
+                fields=["sent_at"],
+                name="ticket_message_unsent",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ticketmessage',
-            constraint=models.CheckConstraint(condition=models.Q(('direction__in', ['inbound', 'outbound', 'internal'])), name='ticket_message_direction_valid'),
+            model_name="ticketmessage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("direction__in", ["inbound", "outbound", "internal"])
+                ),
+                name="ticket_message_direction_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ticketmessage',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['', 'confirmation', 'reply', 'transcript'])), name='ticket_message_kind_valid'),
+            model_name="ticketmessage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("kind__in", ["", "confirmation", "reply", "transcript"])
+                ),
+                name="ticket_message_kind_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ticketmessage',
-            constraint=models.UniqueConstraint(condition=models.Q(('message_id', ''), _negated=True), fields=('message_id',), name='ticket_message_id_unique'),
+            model_name="ticketmessage",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("message_id", ""), _negated=True),
+                fields=("message_id",),
+                name="ticket_message_id_unique",
+            ),
         ),
         migrations.AddIndex(
-            model_name='inboundemail',
-            index=models.Index(condition=models.Q(('status__in', ['pending', 'needs_attention'])), fields=['received_at'], name='inbound_email_unfiled'),
+            model_name="inboundemail",
+            index=models.Index(
+                condition=models.Q(("status__in", ["pending", "needs_attention"])),
+                fields=["received_at"],
+                name="inbound_email_unfiled",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='inboundemail',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'filed', 'needs_attention', 'ignored'])), name='inbound_email_status_valid'),
+            model_name="inboundemail",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("status__in", ["pending", "filed", "needs_attention", "ignored"])
+                ),
+                name="inbound_email_status_valid",
+            ),
         ),
     ]

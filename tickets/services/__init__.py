@@ -1,10 +1,18 @@
 """Every change to tickets: creating them from each source, the librarians' work,
 the SLA sweep, outgoing mail and inbound email.
 
-`services.tickets` creates and works tickets, `services.outbound` stores and
-sends mail, `services.inbound` files raw inbound messages.
+`services.creation` makes tickets, `services.work` is the librarians' work on
+them and the SLA sweep, `services.outbound` stores and sends mail,
+`services.inbound` files raw inbound messages.
 """
 
+from tickets.services.creation import (
+    create_ticket_from_conversation,
+    create_ticket_from_question,
+    email_transcript,
+    follow_up_conversation,
+    next_reference,
+)
 from tickets.services.inbound import (
     file_inbound_email,
     process_inbound_email,
@@ -17,14 +25,9 @@ from tickets.services.outbound import (
     queue_transcript,
     resend_unsent,
 )
-from tickets.services.tickets import (
+from tickets.services.work import (
     add_internal_note,
     claim_ticket,
-    create_ticket_from_conversation,
-    create_ticket_from_question,
-    email_transcript,
-    follow_up_conversation,
-    next_reference,
     release_ticket,
     reply_to_ticket,
     set_ticket_status,

@@ -35,8 +35,7 @@ from tickets.models import (
     TicketMessage,
     TicketSource,
 )
-from tickets.services import outbound
-from tickets.services import tickets as ticket_services
+from tickets.services import creation, outbound, work
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +56,9 @@ def file_inbound_email(raw: bytes, *, now: datetime | None = None) -> InboundEma
     return process_inbound_email(inbound_id=inbound.pk, now=now)
 
 
-def process_inbound_email(*, inbound_id: int, now: datetime | None = None) -> InboundEmail:
+def process_inbound_email(
+    *, inbound_id: int, now: datetime | None = None
+) -> InboundEmail:
     """File a stored message that is pending or needs attention; idempotent."""
     now = now or timezone.now()
     try:
@@ -83,7 +84,9 @@ def process_inbound_email(*, inbound_id: int, now: datetime | None = None) -> In
     return InboundEmail.objects.get(pk=inbound_id)
 
 
-def retry_inbound_email(*, inbound_id: int, now: datetime | None = None) -> InboundEmail:
+def retry_inbound_email(
+    *, inbound_id: int, now: datetime | None = None
+) -> InboundEmail:
     """File again a message that needs attention (an admin action)."""
     return process_inbound_email(inbound_id=inbound_id, now=now)
 
@@ -145,7 +148,7 @@ def _file(inbound: InboundEmail, now: datetime) -> None:
     if ticket is not None:
         message = _record(ticket, parsed, inbound, now)
         if not parsed.is_auto_reply:
-            ticket_services.reopen_on_patron_reply(ticket, now=now)
+            work.reopen_on_patron_reply(ticket, now=now)
             Ticket.objects.filter(pk=ticket.pk).update(last_activity_at=now)
         _finish(inbound, InboundStatus.FILED, ticket=ticket, message=message, now=now)
         return
@@ -168,10 +171,10 @@ def _file(inbound: InboundEmail, now: datetime) -> None:
             now=now,
         )
         return
-    ticket = ticket_services._new_ticket(
+    ticket = creation.new_ticket(
         library=library,
         source=TicketSource.EMAIL,
-        subject=parsed.subject or ticket_services.subject_from(parsed.visible),
+        subject=parsed.subject or creation.subject_from(parsed.visible),
         patron_name=parsed.from_name,
         patron_email=parsed.from_address if "@" in parsed.from_address else "",
         now=now,
@@ -230,7 +233,7 @@ def _record(
     ticket: Ticket, parsed: ParsedEmail, inbound: InboundEmail, now: datetime
 ) -> TicketMessage:
     body, attachments = _attachments(parsed)
-    message = ticket_services.add_message(
+    message = creation.add_message(
         ticket,
         direction=Direction.INBOUND,
         body=body,

@@ -7,6 +7,7 @@ bulk mail or a bounce (the inbound service does not ask for one then).
 """
 
 import logging
+import smtplib
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -40,7 +41,9 @@ def _queue(
 ) -> TicketMessage:
     """Store an outbound message threaded on the ticket; send it after the commit."""
     ids = selectors.thread_ids(ticket.pk)
-    in_reply_to = selectors.last_patron_message_id(ticket.pk) or (ids[-1] if ids else "")
+    in_reply_to = selectors.last_patron_message_id(ticket.pk) or (
+        ids[-1] if ids else ""
+    )
     message = TicketMessage.objects.create(
         ticket=ticket,
         direction=Direction.OUTBOUND,
@@ -66,7 +69,9 @@ def may_auto_reply(address: str, *, now: datetime) -> bool:
     if not address or not outgoing.may_send_to(address):
         return False
     since = now - timedelta(days=1)
-    return selectors.recent_confirmations_to(address, since=since) < AUTO_REPLIES_PER_DAY
+    return (
+        selectors.recent_confirmations_to(address, since=since) < AUTO_REPLIES_PER_DAY
+    )
 
 
 def queue_confirmation(
@@ -150,17 +155,43 @@ def deliver_ticket_message(*, message_id: int, now: datetime | None = None) -> b
         return False
     try:
         outgoing.build_email(message).send(using="default")
-    except Exception as error:
+    except smtplib.SMTPException as error:
+        if not _is_permanent(error):
+            _release(message_id, error)
+            raise
         TicketMessage.objects.filter(pk=message_id).update(
-            sending_since=None, send_error=f"{type(error).__name__}: {error}"[:500]
+            sending_since=None, send_error=f"not sent: refused: {error}"[:500]
         )
-        logger.warning("ticket message %s not sent yet: %s", message_id, type(error).__name__)
+        logger.warning("ticket message %s refused permanently", message_id)
+        return False
+    except Exception as error:
+        _release(message_id, error)
         raise
     TicketMessage.objects.filter(pk=message_id).update(
         sent_at=timezone.now(), sending_since=None, send_error=""
     )
     logger.info("ticket message %s sent", message_id)
     return True
+
+
+def _release(message_id: int, error: Exception) -> None:
+    """Give the lease back so that the task's retry can send it."""
+    TicketMessage.objects.filter(pk=message_id).update(
+        sending_since=None, send_error=f"{type(error).__name__}: {error}"[:500]
+    )
+    logger.warning(
+        "ticket message %s not sent yet: %s", message_id, type(error).__name__
+    )
+
+
+def _is_permanent(error: smtplib.SMTPException) -> bool:
+    """A 5xx answer (unknown recipient, refused content) will not change on retry."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        return bool(codes) and all(code >= 500 for code in codes)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return error.smtp_code >= 500
+    return False
 
 
 @transaction.atomic
@@ -186,8 +217,7 @@ def resend_unsent(*, older_than: timedelta = timedelta(minutes=15)) -> int:
 def deliver_chat_transcript(*, conversation_id, to_address: str) -> bool:
     """Send the transcript of a chat that has no ticket (at least once)."""
     from chat import selectors as chat_selectors
-
-    from tickets.services.tickets import transcript_text
+    from tickets.services.creation import transcript_text
 
     if not outgoing.may_send_to(to_address):
         return False

@@ -1,0 +1,212 @@
+"""Turn a bench result (the JSON written by bench/run.py) into Markdown and a plot."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+SETUPS = ("refdesk", "plain", "bare")
+NAMES = {"refdesk": "refdesk", "plain": "plain Channels", "bare": "bare relay"}
+
+
+def _f(value, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pair(a, b, digits: int = 1) -> str:
+    return f"{_f(a, digits)} / {_f(b, digits)}"
+
+
+def markdown(result: dict, png_name: str | None = None) -> str:
+    s = result["summary"]
+    m = result["machine"]
+    v = result["versions"]
+    p = result["parameters"]
+    lines = [
+        f"# refdesk bench, {result['started_at'][:16].replace('T', ' ')} UTC"
+        f" ({result['profile']} run{', ' + result['label'] if result.get('label') else ''})",
+        "",
+        f"Machine: {m.get('cpus')} cores ({m.get('cpu_model', '?')}), {m.get('memory_gib')} GiB, "
+        f"Linux {m.get('kernel')}; PostgreSQL {v.get('postgresql')}, Redis {v.get('redis')}, "
+        f"Python {v.get('python')}, Django {v.get('django')}, Channels {v.get('channels')}, "
+        f"channels_redis {v.get('channels_redis')}, uvicorn {v.get('uvicorn')} "
+        f"(--workers {result['settings']['workers']}), websockets {v.get('websockets')}, "
+        f"psycopg {v.get('psycopg')}.",
+        f"Load: one message every {p['interval']} s per side, {p['steady']} s per phase, "
+        f"{p['rounds']} round(s), phases interleaved refdesk / plain / bare.",
+        "",
+        "## Per load level",
+        "",
+        "Latencies in ms (p50 / p99 unless marked). CPU is server-side CPU per message "
+        "(all server processes of the setup: refdesk = uvicorn + Celery + PostgreSQL + Redis; "
+        "plain = uvicorn + Redis; bare = the relay). `×plain`/`×bare`: refdesk's figure divided "
+        "by the reference's.",
+        "",
+        "| conversations | setup | msg/s | delivery p50 / p95 / p99 | patron→librarian | "
+        "librarian→patron | start→offer | accept | CPU ms/msg | DB queries/msg | Redis cmds/msg "
+        "| RSS KiB/socket | machine CPU (foreign cores) | errors | lost/dup/reord |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for level, row in s["levels"].items():
+        for name in SETUPS:
+            r = row.get(name)
+            if not r:
+                continue
+            integrity = r["integrity"]
+            lines.append(
+                f"| {level} | {NAMES[name]} | {_f(r['msg_per_s'])} | "
+                f"{_f(r['delivery_p50'], 2)} / {_f(r['delivery_p95'], 2)} / {_f(r['delivery_p99'], 2)} | "
+                f"{_pair(r['p2l_p50'], r['p2l_p99'], 2)} | {_pair(r['l2p_p50'], r['l2p_p99'], 2)} | "
+                f"{_pair(r['start_offer_p50'], r['start_offer_p99'])} | "
+                f"{_pair(r['accept_p50'], r['accept_p99'])} | "
+                f"{_f(r['cpu_ms_per_msg_total'], 2)} | {_f(r['db_queries_per_msg'])} | "
+                f"{_f(r['redis_cmds_per_msg'])} | {_f(r['rss_per_socket_kib'])} | "
+                f"{_f(r['machine_busy_pct'])}% ({_f(r['foreign_cores'], 2)}){' noisy' if r['noisy'] else ''} | "
+                f"{r['errors']} | {integrity.get('losses', 0)}/{integrity.get('duplicates', 0)}/"
+                f"{integrity.get('reorders', 0)} |"
+            )
+        for ref in ("plain", "bare"):
+            ratio = row.get(f"ratio_vs_{ref}")
+            if ratio:
+                lines.append(
+                    f"| {level} | refdesk ×{ref} | | {_f(ratio['delivery_p50'], 1)} / "
+                    f"{_f(ratio['delivery_p95'], 1)} / {_f(ratio['delivery_p99'], 1)} | | | | | "
+                    f"{_f(ratio['cpu_ms_per_msg_total'], 1)} | | | {_f(ratio['rss_per_socket_kib'], 1)} | | | |"
+                )
+    lines += [
+        "",
+        f"Start→offer and accept: chats started one at a time ({p['trickle_rate']}/s) during "
+        f"the exchange. The same when each phase opens its chats in a burst ({p['start_rate']}/s):",
+        "",
+        "| conversations | burst start→offer p50 / p99 | burst accept p99 | burst open time (s) |",
+        "|---|---|---|---|",
+    ]
+    for level, row in s["levels"].items():
+        r = row.get("refdesk")
+        if r:
+            lines.append(
+                f"| {level} | {_pair(r['burst_start_offer_p50'], r['burst_start_offer_p99'])} | "
+                f"{_f(r['burst_accept_p99'])} | {_f(r['burst_open_s'])} |"
+            )
+    ramp = s["ramp"]
+    lines += [
+        "",
+        f"## Throughput ramp ({p['ramp_pairs']} conversations, {p['ramp_step']} s steps)",
+        "",
+        "Sustained = the highest step delivered at ≥ 90% of the offered rate with delivery "
+        "p99 ≤ 100 ms and nothing left undelivered.",
+        "",
+        "| setup | sustained msg/s | first failing step | steps (offered: delivered/s, p99 ms) |",
+        "|---|---|---|---|",
+    ]
+    for name in SETUPS:
+        r = ramp.get(name)
+        if not r:
+            continue
+        steps = "; ".join(
+            f"{st['offered']}: {_f(st['delivered_per_s'], 0)}, {_f(st['p99'], 1)}"
+            f"{'' if st['ok'] else ' ✗'}"
+            for st in r["steps"]
+        )
+        bound = " (load generator saturated)" if r["loadgen_bound"] else ""
+        lines.append(
+            f"| {NAMES[name]} | {_f(r['sustained_msg_per_s'], 0)}{bound} | "
+            f"{_f(r['first_failed'])} | {steps} |"
+        )
+    lines.append(
+        f"| refdesk ×plain / ×bare | {_f(ramp.get('ratio_vs_plain'), 2)} / "
+        f"{_f(ramp.get('ratio_vs_bare'), 2)} | | |"
+    )
+    of = s["overflow"]
+    lines += [
+        "",
+        "## Overflow timer",
+        "",
+        f"{of['measured']} of {of['probes']} probes (a chat at a library whose librarian is at "
+        "the desk but never answers; lateness = first overflow offer − the local step's "
+        f"`escalate_at`): min {_f(of['lateness_s_min'], 3)} s, p50 {_f(of['lateness_s_p50'], 3)} s, "
+        f"max {_f(of['lateness_s_max'], 3)} s; allowed 0 … {of['bound_s']} s.",
+        "",
+        "## Targets",
+        "",
+        "| target | met | figures |",
+        "|---|---|---|",
+    ]
+    for t in result["targets"]:
+        met = {True: "met", False: "**missed**", None: "not run"}[t["met"]]
+        lines.append(f"| {t['target']} | {met} | {t['figures']} |")
+    noisy = [
+        f"{ph['setup']} {ph['kind']} {ph['conversations']}"
+        for ph in result["phases"]
+        if ph.get("noisy")
+    ]
+    lines += [
+        "",
+        "Noisy phases (other processes used > 0.3 cores): " + (", ".join(noisy) or "none") + ".",
+        f"Overall: {'PASS' if result['ok'] else 'FAIL'} (message integrity).",
+    ]
+    if png_name:
+        lines += ["", f"![latency against load]({png_name})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = result["summary"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = {"refdesk": "tab:red", "plain": "tab:blue", "bare": "tab:green"}
+    levels = [int(lv) for lv in s["levels"]]
+    for name in SETUPS:
+        xs, p50, p99 = [], [], []
+        for level in levels:
+            r = s["levels"][str(level)].get(name)
+            if r and r["delivery_p50"] is not None:
+                xs.append(level)
+                p50.append(r["delivery_p50"])
+                p99.append(r["delivery_p99"])
+        left.plot(xs, p99, "o-", color=colours[name], label=f"{NAMES[name]} p99")
+        left.plot(xs, p50, "o--", color=colours[name], alpha=0.6, label=f"{NAMES[name]} p50")
+        steps = s["ramp"].get(name, {}).get("steps", [])
+        right.plot(
+            [st["delivered_per_s"] for st in steps],
+            [st["p99"] for st in steps],
+            "o-",
+            color=colours[name],
+            label=f"{NAMES[name]} p99",
+        )
+    left.set_xlabel("concurrent conversations (one message per side every "
+                    f"{result['parameters']['interval']} s)")  # fmt: skip
+    left.set_ylabel("delivery latency (ms)")
+    left.set_yscale("log")
+    left.set_xscale("log")
+    left.set_xticks(levels, [str(x) for x in levels])
+    left.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=7)
+    left.set_title("latency against load")
+    right.axhline(100, color="grey", linestyle=":", label="100 ms")
+    right.set_xlabel("delivered messages per second")
+    right.set_ylabel("delivery p99 (ms)")
+    right.set_yscale("log")
+    right.grid(True, which="both", alpha=0.3)
+    right.legend(fontsize=7)
+    right.set_title("throughput ramp")
+    fig.suptitle(f"refdesk bench {result['started_at'][:16]} ({result['profile']})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    data = json.loads(Path(sys.argv[1]).read_text())
+    print(markdown(data))
+    if len(sys.argv) > 2:
+        plot(data, Path(sys.argv[2]))

@@ -1,0 +1,819 @@
+"""Benchmark refdesk against a plain Channels chat and a bare relay, side by side.
+
+    python -m bench.run [--full] [--out bench/results]
+
+Starts everything itself (bench/stack.py), plays patrons and librarians against
+refdesk and the same load against the two references (bench/loadgen.py) in
+interleaved phases, checks every message, and writes
+`<out>/<timestamp>.{json,md,png}` plus `<out>/latest.md`. Exits 1 when any
+acknowledged message was lost, duplicated or reordered, or a phase failed.
+Traffic goes to 127.0.0.1 only; every phase and wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import loadgen, report
+from bench.stack import ROOT, Stack, cpu_seconds, machine_cpu, rss_bytes
+
+PROFILES = {
+    "default": {
+        "levels": [50, 200],
+        "rounds": 1,
+        "steady": 8.0,
+        "interval": 4.0,
+        "start_rate": 40.0,
+        "trickle_rate": 2.0,
+        "ramp_pairs": 40,
+        "ramp_rates": [200, 400, 800, 1200],
+        "ramp_step": 3.0,
+        "librarians": 4,
+        "warmup": 10,
+        "max_seconds": 480,
+    },
+    "full": {
+        "levels": [50, 200, 1000],
+        "rounds": 2,
+        "steady": 20.0,
+        "interval": 4.0,
+        "start_rate": 40.0,
+        "trickle_rate": 2.0,
+        "ramp_pairs": 100,
+        "ramp_rates": [100, 200, 400, 600, 800, 1000, 1300, 1600, 2000, 2500, 3200],
+        "ramp_step": 6.0,
+        "librarians": 10,
+        "warmup": 20,
+        "max_seconds": 3000,
+    },
+}
+SETUPS = ("refdesk", "plain", "bare")
+# Process groups whose CPU each setup is charged with ("app" = its ASGI server).
+COSTS = {
+    "refdesk": {"app": ["refdesk-web"], "total": ["refdesk-web", "refdesk-celery", "postgres", "redis"]},
+    "plain": {"app": ["plain-web"], "total": ["plain-web", "redis"]},
+    "bare": {"app": ["bare-relay"], "total": ["bare-relay"]},
+}  # fmt: skip
+P99_LIMIT_MS = 100.0
+NOISY_FOREIGN_CORES = 0.3
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return round(ordered[index], 3)
+
+
+def dist(values: list[float]) -> dict:
+    return {
+        "n": len(values),
+        "p50": pct(values, 50),
+        "p95": pct(values, 95),
+        "p99": pct(values, 99),
+        "max": round(max(values), 3) if values else None,
+    }
+
+
+# Costs of a window: CPU, memory, queries, Redis commands
+# ----------------------------------------------------------------------
+class Meter:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.own_pg = stack.pg.get("mode") == "own"
+
+    def _snapshot(self) -> dict:
+        pids = self.stack.server_pids()
+        snap = {
+            "t": time.monotonic(),
+            "machine": machine_cpu(),
+            "cpu": {name: cpu_seconds(p) for name, p in pids.items()},
+            "loadgen": cpu_seconds([os.getpid()]),
+            "rss": {name: rss_bytes(p) for name, p in pids.items()},
+        }
+        if self.stack.redis.get("mode") == "own":
+            stats = self.stack.redis_client().info("commandstats")
+            snap["redis"] = {
+                k.removeprefix("cmdstat_"): v["calls"]
+                for k, v in stats.items()
+                if k.removeprefix("cmdstat_") not in ("info", "ping", "config")
+            }
+        if not self.own_pg:
+            rows = self.stack.query(
+                "SELECT xact_commit, xact_rollback, tup_returned, tup_fetched, "
+                "tup_inserted, tup_updated FROM pg_stat_database "
+                f"WHERE datname = '{loadgen_db()}'"
+            )
+            snap["pgdb"] = list(rows[0]) if rows else None
+        return snap
+
+    async def begin(self) -> dict:
+        def go():
+            if self.own_pg:
+                self.stack.query("SELECT pg_stat_statements_reset()")
+            return self._snapshot()
+
+        return await asyncio.to_thread(go)
+
+    async def end(self, before: dict) -> dict:
+        def go():
+            after = self._snapshot()
+            statements = None
+            if self.own_pg:
+                statements = self.stack.query(
+                    "SELECT s.query, s.calls, s.total_exec_time FROM pg_stat_statements s "
+                    "JOIN pg_database d ON d.oid = s.dbid "
+                    f"WHERE d.datname = '{loadgen_db()}' ORDER BY s.calls DESC"
+                )
+            return after, statements
+
+        after, statements = await asyncio.to_thread(go)
+        seconds = after["t"] - before["t"]
+        busy = after["machine"][0] - before["machine"][0]
+        total = after["machine"][1] - before["machine"][1]
+        ncpu = os.cpu_count() or 1
+        cpu = {
+            name: round(after["cpu"][name] - before["cpu"].get(name, 0.0), 3)
+            for name in after["cpu"]
+        }
+        cpu["loadgen"] = round(after["loadgen"] - before["loadgen"], 3)
+        machine_busy_cores = busy / total * ncpu if total else 0.0
+        ours = sum(cpu.values()) / seconds if seconds else 0.0
+        window = {
+            "seconds": round(seconds, 3),
+            "cpu_s": cpu,
+            "machine_busy_pct": round(100 * busy / total, 1) if total else None,
+            "foreign_cores": round(max(0.0, machine_busy_cores - ours), 2),
+            "rss": after["rss"],
+        }
+        if "redis" in after:
+            calls = {
+                k: after["redis"][k] - before["redis"].get(k, 0) for k in after["redis"]
+            }
+            window["redis_calls"] = {k: v for k, v in sorted(calls.items()) if v}
+        if statements is not None:
+            window["pg_statements"] = [
+                {"query": q[:160], "calls": c, "ms": round(ms, 1)} for q, c, ms in statements
+            ]
+            window["pg_calls"] = sum(c for _, c, _ in statements)
+        if before.get("pgdb") and after.get("pgdb"):
+            names = ["xact_commit", "xact_rollback", "tup_returned", "tup_fetched",
+                     "tup_inserted", "tup_updated"]  # fmt: skip
+            window["pg_database"] = {
+                n: a - b for n, a, b in zip(names, after["pgdb"], before["pgdb"], strict=True)
+            }
+        return window
+
+
+def loadgen_db() -> str:
+    from bench.stack import DB_NAME
+
+    return DB_NAME
+
+
+# The bench
+# ----------------------------------------------------------------------
+class Bench:
+    def __init__(self, stack: Stack, profile: dict, args) -> None:
+        self.stack = stack
+        self.profile = profile
+        self.args = args
+        self.meter = Meter(stack)
+        self.lag = loadgen.LoopLag()
+        self.phases: list[dict] = []
+        self.probes: list[dict] = []
+        self.baseline: dict = {}
+        seed = stack.seed
+        self.setups = {
+            "refdesk": loadgen.RefdeskSetup(
+                stack.ports["refdesk"],
+                librarians=seed["librarians"],
+                postal_codes=seed["postal_codes"],
+                quiet=seed["quiet"],
+                password=stack.password,
+            ),
+            "plain": loadgen.RelaySetup("plain", stack.ports["plain"], "/ws/pair/{pair}/"),
+            "bare": loadgen.RelaySetup("bare", stack.ports["bare"], "/pair/{pair}"),
+        }
+
+    def say(self, text: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+    async def run(self) -> None:
+        self.lag.start()
+        refdesk = self.setups["refdesk"]
+        await refdesk.start_desks()
+        self.say(f"{len(refdesk.desks)} librarians at their desks (+1 quiet desk)")
+        await asyncio.sleep(1.0)
+        before = await self.meter.begin()
+        await asyncio.sleep(3.0)
+        self.baseline = await self.meter.end(before)
+        self.lag.take()
+        self.say("idle baseline measured; warming up")
+        for name in SETUPS:
+            await self.phase(name, self.profile["warmup"], label="warmup", steady=2.0)
+        for level in self.profile["levels"]:
+            for round_ in range(1, self.profile["rounds"] + 1):
+                order = SETUPS if round_ % 2 else tuple(reversed(SETUPS))
+                for name in order:
+                    await self.phase(name, level, label="level", round_=round_)
+        await self.ramp()
+        await refdesk.stop_desks()
+        await self.lag.stop()
+
+    async def phase(
+        self, name: str, n: int, *, label: str, round_: int = 1, steady: float | None = None
+    ) -> dict:
+        setup = self.setups[name]
+        steady = steady or self.profile["steady"]
+        recorder = loadgen.Recorder()
+        costs = COSTS[name]
+        rss_before = await asyncio.to_thread(self._rss, costs["app"])
+        t_open = time.monotonic()
+        rate = self.profile["start_rate"] if name == "refdesk" else 4 * self.profile["start_rate"]
+        convs = await setup.open(n, recorder, rate=rate)
+        open_s = time.monotonic() - t_open
+        rss_open = await asyncio.to_thread(self._rss, costs["app"])
+        self.lag.take()
+        probes = []
+        before = await self.meter.begin()
+        recorder.sent = 0
+        exchanging = asyncio.create_task(
+            loadgen.exchange(
+                convs,
+                setup.send,
+                interval=self.profile["interval"],
+                duration=steady,
+                recorder=recorder,
+            )
+        )
+        trickle = None
+        if name == "refdesk" and label == "level":
+            probes = [asyncio.create_task(self._probes(steady))]
+            trickle = asyncio.create_task(self._trickle(setup, recorder, steady))
+        await exchanging
+        trickled = await trickle if trickle else []
+        window = await self.meter.end(before)
+        sent = recorder.sent
+        lag = self.lag.take()
+        drain_s = await loadgen.drain(convs, 10.0)
+        integrity = Counter()
+        for conv in convs:
+            integrity.update(loadgen.check_conversation(conv, setup.order_groups))
+        for task in probes:
+            self.probes.extend(await task)
+        await setup.close(convs + trickled)
+        result = self._summarise(
+            name, label, n, round_, recorder, convs, window, sent, integrity,
+            rss_before=rss_before, rss_open=rss_open, sockets=setup.socket_count(convs),
+            open_s=open_s, drain_s=drain_s, lag=lag,
+        )  # fmt: skip
+        if name == "refdesk":
+            result["errors"].update({k: v for k, v in setup.desk_errors.items()})
+            setup.desk_errors.clear()
+        self.phases.append(result)
+        lat = result["latency"]["delivery"]
+        self.say(
+            f"{label} {name:7} n={n:<4} msgs={sent:<5} delivery p50={lat['p50']} "
+            f"p99={lat['p99']} ms  machine {window['machine_busy_pct']}% "
+            f"(foreign {window['foreign_cores']} cores)  {dict(integrity) or 'clean'}"
+        )
+        return result
+
+    async def _trickle(self, setup, recorder, steady: float) -> list:
+        """Chats started one by one at `trickle_rate` during the exchange: the
+        start→offer and accept figures at a steady arrival rate, under load."""
+        rate = self.profile["trickle_rate"]
+        convs = await setup.open(
+            max(1, int(steady * rate) - 1), recorder, rate=rate, tag=""
+        )
+        for conv in convs:
+            conv.recorder = None  # they exchange nothing; keep them out of delivery
+        return convs
+
+    async def _probes(self, steady: float) -> list[dict]:
+        refdesk = self.setups["refdesk"]
+        timeout = self.stack.quiet_wait + int(self.stack.env["REFDESK_SWEEP_SECONDS"]) + 8
+        tasks = []
+        every = max(2.0, steady / 3)
+        for i in range(max(1, int(steady // every))):
+            tasks.append(asyncio.create_task(refdesk.probe(timeout=timeout)))
+            await asyncio.sleep(every)
+            del i
+        found = await asyncio.gather(*tasks, return_exceptions=True)
+        return [
+            r if isinstance(r, dict) else {"error": f"{type(r).__name__}: {r}"} for r in found
+        ]
+
+    def _rss(self, names: list[str]) -> int:
+        pids = self.stack.server_pids()
+        return sum(rss_bytes(pids.get(n, [])) for n in names)
+
+    def _summarise(
+        self, name, label, n, round_, recorder, convs, window, sent, integrity, *,
+        rss_before, rss_open, sockets, open_s, drain_s, lag, rate=None,
+    ) -> dict:  # fmt: skip
+        lat = recorder.latency
+        seconds = window["seconds"]
+        costs = COSTS[name]
+        app_cpu = sum(window["cpu_s"].get(g, 0.0) for g in costs["app"])
+        total_cpu = sum(window["cpu_s"].get(g, 0.0) for g in costs["total"])
+        delivered = len(lat["p2l"]) + len(lat["l2p"])
+        result = {
+            "setup": name,
+            "kind": label,
+            "conversations": n,
+            "opened": len(convs),
+            "round": round_,
+            "offered_rate": rate,
+            "messages_sent": sent,
+            "messages_delivered": delivered,
+            "msg_per_s": round(sent / seconds, 1) if seconds else None,
+            "delivered_per_s": round(delivered / seconds, 1) if seconds else None,
+            "latency": {
+                "delivery": dist(lat["p2l"] + lat["l2p"]),
+                "p2l": dist(lat["p2l"]),
+                "l2p": dist(lat["l2p"]),
+                "start_offer": dist(lat["start_offer"]),
+                "start_http": dist(lat["start_http"]),
+                "accept": dist(lat["accept"]),
+                "start_offer_burst": dist(lat["start_offer_burst"]),
+                "start_http_burst": dist(lat["start_http_burst"]),
+                "accept_burst": dist(lat["accept_burst"]),
+            },
+            "cpu_ms_per_msg": {
+                "app": round(1000 * app_cpu / sent, 3) if sent else None,
+                "total": round(1000 * total_cpu / sent, 3) if sent else None,
+            },
+            "rss_per_socket_kib": (
+                round((rss_open - rss_before) / sockets / 1024, 1) if sockets else None
+            ),
+            "rss_app_mib": round(rss_open / 2**20, 1),
+            "sockets": sockets,
+            "open_s": round(open_s, 2),
+            "drain_s": round(drain_s, 2),
+            "loadgen_lag_ms": dist(lag),
+            "loadgen_cpu_cores": round(window["cpu_s"]["loadgen"] / seconds, 2) if seconds else None,
+            "window": window,
+            "integrity": {
+                k: integrity.get(k, 0)
+                for k in ("losses", "duplicates", "reorders", "gaps", "unacknowledged")
+            },
+            "errors": dict(recorder.errors),
+        }
+        base_s = self.baseline.get("seconds") or 0
+        if "redis_calls" in window and sent:
+            raw = sum(window["redis_calls"].values())
+            idle = sum(self.baseline.get("redis_calls", {}).values()) / base_s * seconds if base_s else 0
+            result["redis_cmds_per_msg"] = {
+                "raw": round(raw / sent, 2),
+                "net_of_idle": round(max(0.0, raw - idle) / sent, 2),
+                "top": dict(Counter(window["redis_calls"]).most_common(8)),
+            }
+        if "pg_calls" in window and sent:
+            raw = window["pg_calls"]
+            idle = self.baseline.get("pg_calls", 0) / base_s * seconds if base_s else 0
+            result["db_queries_per_msg"] = {
+                "raw": round(raw / sent, 2),
+                "net_of_idle": round(max(0.0, raw - idle) / sent, 2),
+            }
+        elif "pg_database" in window and sent:
+            result["db_xacts_per_msg"] = round(window["pg_database"]["xact_commit"] / sent, 2)
+        result["noisy"] = window["foreign_cores"] > NOISY_FOREIGN_CORES
+        return result
+
+    async def ramp(self) -> None:
+        pairs = self.profile["ramp_pairs"]
+        opened = {}
+        for name in SETUPS:
+            recorder = loadgen.Recorder()
+            rate = self.profile["start_rate"] if name == "refdesk" else 200
+            opened[name] = await self.setups[name].open(pairs, recorder, rate=rate)
+            opened[name + ":errors"] = dict(recorder.errors)
+        self.say(f"ramp: {pairs} conversations per setup open")
+        active = list(SETUPS)
+        for step, rate in enumerate(self.profile["ramp_rates"]):
+            order = active[step % len(active):] + active[: step % len(active)] if active else []
+            for name in order:
+                ok = await self._ramp_step(name, opened[name], rate)
+                if not ok:
+                    active.remove(name)
+            if not active:
+                break
+        for name in SETUPS:
+            integrity = Counter()
+            for conv in opened[name]:
+                integrity.update(loadgen.check_conversation(conv, self.setups[name].order_groups))
+            self.phases.append(
+                {
+                    "setup": name,
+                    "kind": "ramp-integrity",
+                    "conversations": pairs,
+                    "opened": len(opened[name]),
+                    "integrity": {
+                        k: integrity.get(k, 0)
+                        for k in ("losses", "duplicates", "reorders", "gaps", "unacknowledged")
+                    },
+                    "errors": opened[name + ":errors"],
+                }
+            )
+            await self.setups[name].close(opened[name])
+
+    async def _ramp_step(self, name: str, convs: list, rate: float) -> bool:
+        setup = self.setups[name]
+        recorder = loadgen.Recorder()
+        for conv in convs:
+            conv.recorder = recorder
+        if name == "refdesk":
+            setup.recorder = recorder
+        interval = 2 * len(convs) / rate
+        self.lag.take()
+        before = await self.meter.begin()
+        await loadgen.exchange(
+            convs, setup.send, interval=interval, duration=self.profile["ramp_step"],
+            recorder=recorder,
+        )  # fmt: skip
+        window = await self.meter.end(before)
+        sent = recorder.sent
+        lag = self.lag.take()
+        drain_s = await loadgen.drain(convs, 8.0)
+        outstanding = sum(c.outstanding() for c in convs)
+        result = self._summarise(
+            name, "ramp", len(convs), 1, recorder, convs, window, sent, Counter(),
+            rss_before=0, rss_open=0, sockets=0, open_s=0, drain_s=drain_s, lag=lag,
+            rate=rate,
+        )  # fmt: skip
+        del result["integrity"]
+        result["undelivered_after_drain"] = outstanding
+        p99 = result["latency"]["delivery"]["p99"]
+        achieved = result["delivered_per_s"] or 0
+        result["sustained"] = bool(
+            p99 is not None
+            and p99 <= P99_LIMIT_MS
+            and achieved >= 0.9 * rate
+            and outstanding == 0
+        )
+        result["loadgen_bound"] = (result["loadgen_cpu_cores"] or 0) > 0.9
+        self.phases.append(result)
+        self.say(
+            f"ramp {name:7} offered {rate:>5}/s delivered {achieved:>7}/s p99={p99} ms "
+            f"{'ok' if result['sustained'] else 'FAIL'}  loadgen {result['loadgen_cpu_cores']} cores "
+            f"machine {window['machine_busy_pct']}%"
+        )
+        return result["sustained"]
+
+
+# Summary, targets, files
+# ----------------------------------------------------------------------
+def summarise(phases: list[dict], probes: list[dict], sweep_s: float, levels: list[int]) -> dict:
+    summary: dict = {"levels": {}, "ramp": {}, "overflow": {}}
+    for level in levels:
+        row = {}
+        for name in SETUPS:
+            runs = [p for p in phases if p["kind"] == "level" and p["setup"] == name and p["conversations"] == level]
+            if not runs:
+                continue
+            # Percentiles over the pooled samples are not stored; take the median of the
+            # per-round figures and the worst p99.
+            def med(path, runs=runs):
+                values = [_get(r, path) for r in runs]
+                values = [v for v in values if v is not None]
+                return round(statistics.median(values), 3) if values else None
+
+            def worst(path, runs=runs):
+                values = [_get(r, path) for r in runs]
+                values = [v for v in values if v is not None]
+                return max(values) if values else None
+
+            sent = sum(r["messages_sent"] for r in runs)
+            row[name] = {
+                "rounds": len(runs),
+                "messages": sent,
+                "msg_per_s": med("msg_per_s"),
+                "delivery_p50": med("latency.delivery.p50"),
+                "delivery_p95": med("latency.delivery.p95"),
+                "delivery_p99": worst("latency.delivery.p99"),
+                "p2l_p50": med("latency.p2l.p50"),
+                "p2l_p99": worst("latency.p2l.p99"),
+                "l2p_p50": med("latency.l2p.p50"),
+                "l2p_p99": worst("latency.l2p.p99"),
+                "start_offer_p50": med("latency.start_offer.p50"),
+                "start_offer_p99": worst("latency.start_offer.p99"),
+                "accept_p50": med("latency.accept.p50"),
+                "accept_p99": worst("latency.accept.p99"),
+                "burst_start_offer_p50": med("latency.start_offer_burst.p50"),
+                "burst_start_offer_p99": worst("latency.start_offer_burst.p99"),
+                "burst_accept_p99": worst("latency.accept_burst.p99"),
+                "burst_open_s": med("open_s"),
+                "cpu_ms_per_msg_app": med("cpu_ms_per_msg.app"),
+                "cpu_ms_per_msg_total": med("cpu_ms_per_msg.total"),
+                "db_queries_per_msg": med("db_queries_per_msg.net_of_idle"),
+                "redis_cmds_per_msg": med("redis_cmds_per_msg.net_of_idle"),
+                "rss_per_socket_kib": runs[0]["rss_per_socket_kib"],
+                "machine_busy_pct": med("window.machine_busy_pct"),
+                "foreign_cores": worst("window.foreign_cores"),
+                "noisy": any(r["noisy"] for r in runs),
+                "opened": min(r["opened"] for r in runs),
+                "errors": sum(sum(r["errors"].values()) for r in runs),
+                "integrity": dict(sum((Counter(r["integrity"]) for r in runs), Counter())),
+            }
+        for ref in ("plain", "bare"):
+            if "refdesk" in row and ref in row:
+                row[f"ratio_vs_{ref}"] = {
+                    k: _ratio(row["refdesk"].get(k), row[ref].get(k))
+                    for k in ("delivery_p50", "delivery_p95", "delivery_p99",
+                              "cpu_ms_per_msg_total", "cpu_ms_per_msg_app", "rss_per_socket_kib")
+                }  # fmt: skip
+        summary["levels"][str(level)] = row
+    for name in SETUPS:
+        steps = [p for p in phases if p["kind"] == "ramp" and p["setup"] == name]
+        passed = [p for p in steps if p["sustained"]]
+        summary["ramp"][name] = {
+            "sustained_msg_per_s": max((p["delivered_per_s"] for p in passed), default=0),
+            "highest_offered_passed": max((p["offered_rate"] for p in passed), default=0),
+            "first_failed": next((p["offered_rate"] for p in steps if not p["sustained"]), None),
+            "loadgen_bound": any(p["loadgen_bound"] for p in steps),
+            "steps": [
+                {
+                    "offered": p["offered_rate"],
+                    "delivered_per_s": p["delivered_per_s"],
+                    "p50": p["latency"]["delivery"]["p50"],
+                    "p99": p["latency"]["delivery"]["p99"],
+                    "ok": p["sustained"],
+                    "machine_busy_pct": p["window"]["machine_busy_pct"],
+                    "loadgen_cores": p["loadgen_cpu_cores"],
+                }
+                for p in steps
+            ],
+        }
+    for ref in ("plain", "bare"):
+        mine = summary["ramp"]["refdesk"]["sustained_msg_per_s"]
+        theirs = summary["ramp"][ref]["sustained_msg_per_s"]
+        summary["ramp"][f"ratio_vs_{ref}"] = _ratio(mine, theirs)
+    late = [p["lateness_s"] for p in probes if "lateness_s" in p]
+    summary["overflow"] = {
+        "probes": len(probes),
+        "measured": len(late),
+        "failed": [p.get("error") for p in probes if "error" in p],
+        "lateness_s_min": round(min(late), 3) if late else None,
+        "lateness_s_p50": pct(late, 50),
+        "lateness_s_max": round(max(late), 3) if late else None,
+        "bound_s": sweep_s + 1,
+    }
+    return summary
+
+
+def _get(data, path: str):
+    for part in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _ratio(a, b):
+    if a is None or b in (None, 0):
+        return None
+    return round(a / b, 2)
+
+
+def targets(summary: dict, phases: list[dict], full: bool) -> list[dict]:
+    found = []
+    levels = summary["levels"]
+    r200 = levels.get("200", {}).get("refdesk")
+    if "1000" in levels and levels["1000"].get("refdesk"):
+        r1000 = levels["1000"]["refdesk"]
+        clean = not any(r1000["integrity"].values())
+        found.append(_target(
+            "1000 concurrent conversations held",
+            r1000["opened"] == 1000 and clean,
+            f"{r1000['opened']}/1000 open and exchanging, delivery p99 {r1000['delivery_p99']} ms, "
+            f"integrity {r1000['integrity'] or 'clean'}",
+        ))  # fmt: skip
+    else:
+        found.append({"target": "1000 concurrent conversations held", "met": None,
+                      "figures": "not run (run with --full)"})  # fmt: skip
+    if r200:
+        found.append(_target(
+            "delivery p99 <= 100 ms and p50 <= 10 ms at 200 conversations, committed first",
+            r200["delivery_p99"] is not None and r200["delivery_p99"] <= 100
+            and r200["delivery_p50"] is not None and r200["delivery_p50"] <= 10,
+            f"p50 {r200['delivery_p50']} ms, p99 {r200['delivery_p99']} ms",
+        ))  # fmt: skip
+    ratios = [
+        (level, row["ratio_vs_plain"]["delivery_p99"])
+        for level, row in levels.items()
+        if row.get("ratio_vs_plain", {}).get("delivery_p99") is not None
+    ]
+    if ratios:
+        found.append(_target(
+            "delivery p99 within 2x of the plain Channels chat at the same load",
+            all(r <= 2 for _, r in ratios),
+            ", ".join(f"{lv} conversations: {r}x" for lv, r in ratios),
+        ))  # fmt: skip
+    ramp = summary["ramp"]
+    if ramp.get("ratio_vs_plain") is not None:
+        found.append(_target(
+            "sustained throughput >= 60% of the plain Channels chat",
+            ramp["ratio_vs_plain"] >= 0.6,
+            f"refdesk {ramp['refdesk']['sustained_msg_per_s']} msg/s vs plain "
+            f"{ramp['plain']['sustained_msg_per_s']} msg/s ({round(100 * ramp['ratio_vs_plain'])}%)",
+        ))  # fmt: skip
+    bad = Counter()
+    for p in phases:
+        for k in ("losses", "duplicates", "reorders", "gaps"):
+            bad[k] += p.get("integrity", {}).get(k, 0)
+    found.append(_target(
+        "zero lost, duplicated or reordered acknowledged messages",
+        not any(bad.values()),
+        ", ".join(f"{k} {v}" for k, v in bad.items()) or "clean",
+    ))  # fmt: skip
+    offers = [row["refdesk"]["start_offer_p99"] for row in levels.values() if row.get("refdesk")]
+    offers = [o for o in offers if o is not None]
+    if offers:
+        found.append(_target(
+            "offer reaches a desk within 50 ms (p99) of the chat starting",
+            max(offers) <= 50,
+            ", ".join(f"{lv} conversations: p99 {row['refdesk']['start_offer_p99']} ms"
+                      for lv, row in levels.items() if row.get("refdesk")),
+        ))  # fmt: skip
+    of = summary["overflow"]
+    if of["measured"]:
+        found.append(_target(
+            "overflow fires no earlier than its deadline, no later than deadline + sweep + 1 s",
+            of["lateness_s_min"] >= 0 and of["lateness_s_max"] <= of["bound_s"] and not of["failed"],
+            f"{of['measured']} probes: lateness {of['lateness_s_min']}..{of['lateness_s_max']} s "
+            f"(p50 {of['lateness_s_p50']} s; bound {of['bound_s']} s)"
+            + (f"; {len(of['failed'])} probes failed" if of["failed"] else ""),
+        ))  # fmt: skip
+    return found
+
+
+def _target(name: str, met: bool, figures: str) -> dict:
+    return {"target": name, "met": bool(met), "figures": figures}
+
+
+def machine_info() -> dict:
+    info = {
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+    }
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError):
+        mem = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
+        info["memory_gib"] = round(int(mem) / 2**20, 1)
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="50, 200 and 1000 conversations, longer phases, 2 rounds")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (W)")
+    parser.add_argument("--shared-services", action="store_true",
+                        help="use PostgreSQL on :5432 and Redis on :6379 instead of throwaway ones")
+    parser.add_argument("--levels", help="comma-separated conversation counts (overrides the profile)")
+    parser.add_argument("--steady", type=float, help="seconds of message exchange per phase")
+    parser.add_argument("--interval", type=float, help="seconds between messages of one side")
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--ramp-rates", help="comma-separated msg/s steps of the throughput ramp; 0 skips it")
+    parser.add_argument("--label", default="", help="a note stored with the results (e.g. a variant)")
+    args = parser.parse_args(argv)  # fmt: skip
+
+    profile = dict(PROFILES["full" if args.full else "default"])
+    if args.levels:
+        profile["levels"] = [int(x) for x in args.levels.split(",")]
+    if args.steady:
+        profile["steady"] = args.steady
+    if args.interval:
+        profile["interval"] = args.interval
+    if args.rounds:
+        profile["rounds"] = args.rounds
+    if args.ramp_rates is not None:
+        profile["ramp_rates"] = [int(x) for x in args.ramp_rates.split(",") if int(x) > 0]
+
+    started = datetime.now(UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    stack = Stack(
+        workers=args.workers,
+        shared=args.shared_services,
+        librarians_per_library=profile["librarians"],
+    )
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    result: dict = {}
+    exit_code = 0
+    bench = None
+    try:
+        print(f"[bench] starting the stack in {stack.workdir}", flush=True)
+        stack.start()
+        print(f"[bench] stack up: {stack.timings}", flush=True)
+        bench = Bench(stack, profile, args)
+        runner = _runner()
+        runner(asyncio.wait_for(bench.run(), profile["max_seconds"]))
+    except KeyboardInterrupt:
+        print("[bench] interrupted; stopping everything", flush=True)
+        exit_code = 130
+    except Exception as error:  # noqa: BLE001 - reported, processes still stopped
+        print(f"[bench] FAILED: {type(error).__name__}: {error}", flush=True)
+        exit_code = 2
+        result["failure"] = f"{type(error).__name__}: {error}"
+    finally:
+        log_problems = stack.log_problems() if stack.procs else {}
+        tails = stack.logs_tail() if stack.procs else {}
+        versions = {}
+        with contextlib.suppress(Exception):
+            versions = stack.versions()
+        stack.stop()
+        shutil.rmtree(stack.workdir, ignore_errors=True)
+
+    if bench is None or not bench.phases:
+        print(json.dumps({"failure": result.get("failure"), "logs": tails}, indent=1)[-4000:])
+        return exit_code or 2
+    sweep_s = float(stack.env.get("REFDESK_SWEEP_SECONDS", 5))
+    summary = summarise(bench.phases, bench.probes, sweep_s, profile["levels"])
+    checked = targets(summary, bench.phases, args.full)
+    result.update(
+        {
+            "started_at": started.isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
+            "label": args.label,
+            "profile": "full" if args.full else "default",
+            "parameters": profile,
+            "machine": machine_info(),
+            "versions": versions,
+            "settings": {
+                "uvicorn": "uvicorn <app> " + " ".join(stack.uvicorn_flags),
+                "workers": stack.workers,
+                "celery": f"celery -A refdesk worker --beat --concurrency {stack.celery_concurrency}",
+                "channel_layer": "channels_redis.pubsub.RedisPubSubChannelLayer (refdesk and plain)",
+                "db_pool": "psycopg pool min 2 max 20 per process (refdesk/settings.py)",
+                "postgresql": stack.pg.get("settings"),
+                "redis": f"{stack.redis.get('mode')} redis-server, no persistence",
+                "env": {k: v for k, v in stack.env.items() if k.startswith("REFDESK_")},
+                "librarians": {k: len(v) for k, v in stack.seed["librarians"].items()},
+                "timings": stack.timings,
+                "loadgen": "one asyncio process (uvloop), websockets client, permessage-deflate on",
+            },
+            "baseline_idle": bench.baseline,
+            "summary": summary,
+            "targets": checked,
+            "overflow_probes": bench.probes,
+            "phases": bench.phases,
+            "server_log_problems": log_problems,
+        }
+    )
+    failed_integrity = any(
+        any(p.get("integrity", {}).get(k) for k in ("losses", "duplicates", "reorders", "gaps"))
+        for p in bench.phases
+    )
+    result["ok"] = exit_code == 0 and not failed_integrity
+    (out / f"{stamp}.json").write_text(json.dumps(result, indent=1, default=str))
+    markdown = report.markdown(result, png_name=f"{stamp}.png")
+    (out / f"{stamp}.md").write_text(markdown)
+    shutil.copyfile(out / f"{stamp}.md", out / "latest.md")
+    with contextlib.suppress(Exception):
+        report.plot(result, out / f"{stamp}.png")
+    print(markdown)
+    print(f"[bench] wrote {out / stamp}.json, .md, .png and latest.md", flush=True)
+    if failed_integrity:
+        print("[bench] FAILED: messages were lost, duplicated or reordered", flush=True)
+        return 1
+    return exit_code
+
+
+def _runner():
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
+
+
+if __name__ == "__main__":
+    sys.exit(main())

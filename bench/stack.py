@@ -1,0 +1,475 @@
+"""Start and stop the stack under test, and read what it costs.
+
+PostgreSQL and Redis are the harness's own throwaway servers by default
+(loopback, free ports, removed at the end), so that `pg_stat_statements` and
+`INFO commandstats` count only the bench; `--shared-services` uses the servers
+on 127.0.0.1:5432 and :6379 instead, in the database `refdesk_bench` and the
+Redis prefix `bench-<pid>`. Then refdesk as its Procfile runs it (uvicorn with W
+workers, a Celery worker with beat), the plain Channels reference on the same
+uvicorn command and channel layer, and the bare relay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
+DB_NAME = "refdesk_bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    for _ in range(int(timeout / interval) + 2):
+        try:
+            if check():
+                return
+        except Exception as error:  # noqa: BLE001 - retried until the deadline
+            last = error
+        if time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+    raise RuntimeError(f"{what} did not come up within {timeout:.0f} s ({last})")
+
+
+# /proc readings
+# ----------------------------------------------------------------------
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies over all cores, from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    values = [int(v) for v in fields[:8]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(int(entry))
+            if fields:
+                kids.setdefault(int(fields[1]), []).append(int(entry))
+    return kids
+
+
+def tree(pid: int, kids: dict[int, list[int]] | None = None) -> list[int]:
+    kids = kids if kids is not None else children_map()
+    found, todo = [], [pid]
+    for _ in range(10_000):
+        if not todo:
+            break
+        p = todo.pop()
+        found.append(p)
+        todo.extend(kids.get(p, []))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = _stat(pid)
+        if fields:
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / TICK
+
+
+def rss_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    return total
+
+
+# Processes
+# ----------------------------------------------------------------------
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def pids(self, kids=None) -> list[int]:
+        return tree(self.pid, kids)
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(5)
+
+
+@dataclass
+class Stack:
+    """Everything the bench starts; `stop()` ends all of it (also on errors)."""
+
+    workers: int = 2
+    shared: bool = False
+    celery_concurrency: int = 2
+    librarians_per_library: int = 4
+    quiet_wait: int = 2
+    password: str = "refdesk-demo"
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="refdesk-bench-")))
+    procs: list[Proc] = field(default_factory=list)
+    env: dict = field(default_factory=dict)
+    ports: dict = field(default_factory=dict)
+    pg: dict = field(default_factory=dict)
+    redis: dict = field(default_factory=dict)
+    seed: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    _pg_as: list[str] = field(default_factory=list)
+    _pg_dir: Path | None = None
+    _pg_bin: Path | None = None
+
+    # Services
+    def start(self) -> None:
+        t0 = time.monotonic()
+        if self.shared:
+            self._use_shared_services()
+        else:
+            self._start_postgres()
+            self._start_redis()
+        self.timings["services_s"] = round(time.monotonic() - t0, 2)
+        prefix = f"bench-{os.getpid()}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+            "DATABASE_URL": self.pg["url"],
+            "REDIS_URL": self.redis["url"],
+            "REFDESK_REDIS_PREFIX": prefix,
+            "DJANGO_SETTINGS_MODULE": "refdesk.settings",
+            "DJANGO_SECRET_KEY": f"bench-not-secret-{os.getpid()}",
+            "REFDESK_LOG_LEVEL": "WARNING",
+            # Chats of the load never escalate during a phase; the probe library
+            # has its own short local wait (bench/seed.py).
+            "REFDESK_LOCAL_WAIT_SECONDS": "300",
+            "REFDESK_OVERFLOW_WAIT_SECONDS": "120",
+            "REFDESK_SWEEP_SECONDS": os.environ.get("REFDESK_SWEEP_SECONDS", "5"),
+            "REFDESK_CHAT_RATE_PER_MINUTE": "1000000",
+            "DEMO_PASSWORD": self.password,
+            "PYTHONUNBUFFERED": "1",
+        }
+        t0 = time.monotonic()
+        self._manage("migrate", "--noinput")
+        self._manage("seed_demo", "--always-open")
+        out = self._python(
+            "-m",
+            "bench.seed",
+            "--per-library",
+            str(self.librarians_per_library),
+            "--quiet-wait",
+            str(self.quiet_wait),
+        )
+        self.seed = json.loads(out.strip().splitlines()[-1])
+        self.timings["migrate_seed_s"] = round(time.monotonic() - t0, 2)
+
+        t0 = time.monotonic()
+        self.ports = {"refdesk": free_port(), "plain": free_port(), "bare": free_port()}
+        uvicorn_flags = [
+            "--host", "127.0.0.1",
+            "--workers", str(self.workers),
+            "--log-level", "warning",
+            "--no-access-log",
+            "--no-proxy-headers",
+            "--ws", "auto",
+        ]  # fmt: skip
+        self.uvicorn_flags = uvicorn_flags
+        self._spawn(
+            "refdesk-web",
+            [str(VENV_BIN / "uvicorn"), "refdesk.asgi:application",
+             "--port", str(self.ports["refdesk"]), *uvicorn_flags],
+        )  # fmt: skip
+        self._spawn(
+            "refdesk-celery",
+            [str(VENV_BIN / "celery"), "-A", "refdesk", "worker", "--beat",
+             "--loglevel", "warning", "--concurrency", str(self.celery_concurrency),
+             "--schedule", str(self.workdir / "celerybeat-schedule")],
+        )  # fmt: skip
+        self._spawn(
+            "plain-web",
+            [str(VENV_BIN / "uvicorn"), "bench.plain_channels:application",
+             "--port", str(self.ports["plain"]), *uvicorn_flags],
+            env={"DJANGO_SETTINGS_MODULE": "bench.plain_settings"},
+        )  # fmt: skip
+        self._spawn(
+            "bare-relay",
+            [sys.executable, "-m", "bench.bare_relay", "--port", str(self.ports["bare"])],
+        )
+        for name in ("refdesk", "plain", "bare"):
+            wait_until(lambda n=name: self._listening(self.ports[n]), 60, f"{name} server")
+        wait_until(
+            lambda: urllib.request.urlopen(
+                f"http://127.0.0.1:{self.ports['refdesk']}/api/v1/libraries/", timeout=5
+            ).status
+            == 200,
+            60,
+            "refdesk HTTP API",
+        )
+        wait_until(self._celery_ready, 60, "Celery worker")
+        self.timings["servers_s"] = round(time.monotonic() - t0, 2)
+
+    def _listening(self, port: int) -> bool:
+        with socket.socket() as s:
+            s.settimeout(1)
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    def _celery_ready(self) -> bool:
+        proc = self.proc("refdesk-celery")
+        if proc.popen.poll() is not None:
+            raise RuntimeError("the Celery worker exited; see " + str(proc.log))
+        # prefork: the main process plus its pool children
+        return len(proc.pids()) >= 1 + self.celery_concurrency
+
+    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> Proc:
+        log = self.workdir / f"{name}.log"
+        handle = open(log, "wb")  # noqa: SIM115 - closed with the process
+        popen = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**(self.env or os.environ), **(env or {})},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def proc(self, name: str) -> Proc:
+        return next(p for p in self.procs if p.name == name)
+
+    def _manage(self, *args: str) -> str:
+        return self._python("manage.py", *args)
+
+    def _python(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    # PostgreSQL
+    def _start_postgres(self) -> None:
+        dirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: float(p.parent.name))
+        if not dirs and shutil.which("initdb"):
+            dirs = [Path(shutil.which("initdb")).parent]
+        if not dirs:
+            raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) not found; try --shared-services")
+        self._pg_bin = dirs[-1]
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            self._pg_dir = Path(tempfile.mkdtemp(prefix="refdesk-bench-pg-", dir="/tmp"))
+            os.chown(self._pg_dir, user.pw_uid, user.pw_gid)
+            self._pg_as = ["runuser", "-u", "postgres", "--"]
+        else:
+            self._pg_dir = Path(tempfile.mkdtemp(prefix="refdesk-bench-pg-"))
+        data = self._pg_dir / "data"
+        subprocess.run(
+            [*self._pg_as, str(self._pg_bin / "initdb"), "-D", str(data), "-U", "postgres",
+             "--auth=trust", "--encoding=UTF8"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        port = free_port()
+        options = " ".join(
+            [
+                f"-p {port}",
+                f"-k {self._pg_dir}",
+                "-c listen_addresses=127.0.0.1",
+                "-c shared_preload_libraries=pg_stat_statements",
+                "-c pg_stat_statements.track=all",
+                "-c max_connections=300",
+                "-c shared_buffers=128MB",
+            ]
+        )
+        subprocess.run(
+            [*self._pg_as, str(self._pg_bin / "pg_ctl"), "-D", str(data), "-l",
+             str(self._pg_dir / "server.log"), "-w", "-t", "60", "-o", options, "start"],
+            check=True, capture_output=True, timeout=90,
+        )  # fmt: skip
+        admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self.pg = {
+            "mode": "own",
+            "port": port,
+            "admin_url": admin,
+            "url": f"postgres://postgres@127.0.0.1:{port}/{DB_NAME}",
+            "settings": "initdb defaults (fsync on, synchronous_commit on), shared_buffers 128MB, "
+            "max_connections 300, pg_stat_statements",
+        }
+        self._sql(f'CREATE DATABASE "{DB_NAME}"')
+        self._sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+    def _use_shared_services(self) -> None:
+        admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+        self.pg = {
+            "mode": "shared",
+            "port": 5432,
+            "admin_url": admin,
+            "url": f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
+            "settings": "the machine's PostgreSQL on 5432",
+        }
+        self._sql(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        self._sql(f'CREATE DATABASE "{DB_NAME}"')
+        self.redis = {"mode": "shared", "port": 6379, "url": "redis://127.0.0.1:6379/0"}
+
+    def _sql(self, statement: str, db: str = "postgres"):
+        import psycopg
+
+        url = self.pg["admin_url"].rsplit("/", 1)[0] + "/" + db
+        with psycopg.connect(url, autocommit=True) as conn:
+            cursor = conn.execute(statement)
+            with contextlib.suppress(psycopg.ProgrammingError):
+                return cursor.fetchall()
+        return None
+
+    def query(self, statement: str, db: str = "postgres"):
+        return self._sql(statement, db)
+
+    # Redis
+    def _start_redis(self) -> None:
+        binary = shutil.which("redis-server")
+        if not binary:
+            raise RuntimeError("redis-server not found; try --shared-services")
+        port = free_port()
+        self._spawn(
+            "redis",
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir), "--maxclients", "10000"],
+        )  # fmt: skip
+        self.redis = {"mode": "own", "port": port, "url": f"redis://127.0.0.1:{port}/0"}
+        wait_until(lambda: self.redis_client().ping(), 20, "Redis")
+
+    def redis_client(self):
+        import redis
+
+        return redis.Redis.from_url(self.redis["url"], socket_timeout=10)
+
+    # Readings
+    def server_pids(self) -> dict[str, list[int]]:
+        """pids of each server, refreshed (uvicorn and Celery restart children)."""
+        kids = children_map()
+        found = {p.name: p.pids(kids) for p in self.procs if p.popen.poll() is None}
+        if self.pg.get("mode") == "own":
+            with contextlib.suppress(OSError, ValueError):
+                pid = int((self._pg_dir / "data" / "postmaster.pid").read_text().split()[0])
+                found["postgres"] = tree(pid, kids)
+        return found
+
+    def versions(self) -> dict:
+        import celery
+        import channels
+        import channels_redis
+        import django
+        import psycopg
+        import psycopg_pool
+        import redis
+        import uvicorn
+        import websockets
+
+        found = {
+            "python": platform.python_version(),
+            "django": django.get_version(),
+            "channels": channels.__version__,
+            "channels_redis": channels_redis.__version__,
+            "uvicorn": uvicorn.__version__,
+            "websockets": websockets.__version__,
+            "psycopg": psycopg.__version__,
+            "psycopg_pool": psycopg_pool.__version__,
+            "redis_py": redis.__version__,
+            "celery": celery.__version__,
+        }
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            found["uvloop"] = uvloop.__version__
+        with contextlib.suppress(Exception):
+            found["postgresql"] = self.query("SHOW server_version")[0][0]
+        with contextlib.suppress(Exception):
+            found["redis"] = self.redis_client().info("server")["redis_version"]
+        return found
+
+    def logs_tail(self, lines: int = 20) -> dict[str, list[str]]:
+        found = {}
+        for proc in self.procs:
+            with contextlib.suppress(OSError):
+                text = proc.log.read_text(errors="replace").splitlines()
+                found[proc.name] = text[-lines:]
+        return found
+
+    def log_problems(self) -> dict[str, int]:
+        """ERROR/CRITICAL lines and tracebacks in each server's log."""
+        found = {}
+        for proc in self.procs:
+            with contextlib.suppress(OSError):
+                text = proc.log.read_text(errors="replace")
+                found[proc.name] = sum(
+                    1
+                    for line in text.splitlines()
+                    if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")
+                )
+        return found
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            with contextlib.suppress(Exception):
+                proc.stop()
+        if self.pg.get("mode") == "own" and self._pg_dir is not None:
+            with contextlib.suppress(Exception):
+                subprocess.run(
+                    [*self._pg_as, str(self._pg_bin / "pg_ctl"), "-D",
+                     str(self._pg_dir / "data"), "-m", "fast", "-w", "stop"],
+                    capture_output=True, timeout=60,
+                )  # fmt: skip
+            shutil.rmtree(self._pg_dir, ignore_errors=True)
+        if self.redis.get("mode") == "shared" and self.env:
+            with contextlib.suppress(Exception):
+                client = self.redis_client()
+                prefix = self.env["REFDESK_REDIS_PREFIX"]
+                for key in client.scan_iter(match=f"{prefix}*", count=1000):
+                    client.delete(key)
