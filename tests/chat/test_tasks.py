@@ -53,7 +53,7 @@ def test_unanswered_local_chat_moves_to_the_consortium_within_the_wait(
     assert (conversation.status, conversation.queue) == ("waiting", "local")
 
     moved = wait_for(
-        lambda: (c := refreshed(conversation)).queue == "overflow" and c, timeout=5
+        lambda: (c := refreshed(conversation)).queue == "overflow" and c, timeout=15
     )
 
     step = ConversationStep.objects.get(conversation=conversation, step="overflow")
@@ -76,7 +76,7 @@ def test_overflow_runs_out_and_the_chat_goes_offline(
     assert conversation.queue == "overflow"
 
     offline = wait_for(
-        lambda: (c := refreshed(conversation)).status == "offline" and c, timeout=6
+        lambda: (c := refreshed(conversation)).status == "offline" and c, timeout=20
     )
 
     assert offline.escalate_at is None
