@@ -128,7 +128,7 @@ def test_sweep_escalates_a_chat_whose_timer_was_lost_after_a_worker_crash(
     celery_worker_factory(beat=True, **FAST)  # a new worker with the beat sweep
 
     moved = wait_for(
-        lambda: (c := refreshed(conversation)).queue == "overflow" and c, timeout=10
+        lambda: (c := refreshed(conversation)).queue == "overflow" and c, timeout=20
     )
     assert moved.status == ConversationStatus.WAITING
 
