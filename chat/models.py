@@ -95,7 +95,14 @@ class Conversation(models.Model):
     closed_by = models.CharField(max_length=16, choices=ClosedBy, blank=True)
     last_seq = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField()
-    offered_at = models.DateTimeField(null=True, blank=True)
+    offered_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the chat entered its current step."
+    )
+    waiting_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the patron started waiting: creation, or the last transfer.",
+    )
     accepted_at = models.DateTimeField(null=True, blank=True)
     first_reply_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)

@@ -287,7 +287,7 @@ def queue_item(conversation, *, question: str, slugs: dict[int, str]) -> dict:
         "queue": patron_queue(conversation.queue),
         "step": conversation.queue,
         "question": question,
-        "waiting_since": iso(conversation.offered_at or conversation.created_at),
+        "waiting_since": iso(conversation.waiting_since or conversation.created_at),
         "escalate_at": iso(conversation.escalate_at),
         "transfer_note": conversation.transfer_note or None,
     }

@@ -107,6 +107,7 @@ def start_conversation(
         patron_name=name,
         patron_email=email,
         created_at=now,
+        waiting_since=now,
         patron_seen_at=now,
         last_seq=1,
         **_route_fields(route, now),
@@ -789,6 +790,7 @@ def transfer_conversation(
         librarian=None,
         answering_library=None,
         accepted_at=None,
+        waiting_since=now,
         transfer_note=note,
     )
     for name, value in fields.items():

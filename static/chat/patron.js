@@ -3,7 +3,14 @@
  * Speaks PROTOCOL.md: POST /api/v1/libraries/{slug}/conversations, then the patron
  * socket /ws/chat/{id}/?token=…&after_seq=N. The conversation id, token, last seq
  * and unacknowledged messages live in sessionStorage per library, so a reload
- * resumes the same chat. User text is only ever set with textContent.
+ * resumes the same chat. User text is only ever set with textContent; the one
+ * exception is an FAQ answer's `answer_html`, which the server sanitises for
+ * exactly this use.
+ *
+ * FAQ suggestions (GET /api/v1/libraries/{slug}/faq?q=…) appear under the
+ * question as the patron types and again while they wait; opening one is
+ * counted (POST /api/v1/faq/{id}/opened) and, while waiting, "This answered my
+ * question" ends the chat as self-served (POST …/conversations/{id}/self-served).
  */
 (() => {
   "use strict";
@@ -15,6 +22,14 @@
   const MAX_MESSAGE = 4000;
   const TYPING_EVERY_MS = 3000;
   const TYPING_SHOWN_MS = 5000;
+  const FAQ_MIN_CHARS = 3;
+  const FAQ_DEBOUNCE_MS = 300;
+  const FAQ_ASK_LIMIT = 3;
+  const FAQ_WAIT_LIMIT = 5;
+  const FAQ_URL = config.faqUrl || `/api/v1/libraries/${encodeURIComponent(config.slug)}/faq`;
+  const OPENED_URL = config.faqOpenedUrl || "/api/v1/faq/{id}/opened";
+  const SELF_SERVED_URL = config.selfServedUrl || "/api/v1/conversations/{id}/self-served";
+  const SELF_SERVED_TEXT = "Glad that helped! Your question is closed; you can ask again any time.";
   const ACTIVE_STATES = new Set(["waiting", "active"]);
   const FOLLOW_UP_STATES = new Set(["waiting", "offline", "abandoned"]);
 
@@ -167,6 +182,247 @@
   }
 
   /* ------------------------------------------------------------------ */
+  /* FAQ suggestions: under the question, and while waiting               */
+  /* ------------------------------------------------------------------ */
+
+  const countedOpens = new Set(); // answers whose opening this page already counted
+
+  function countOpened(answerId) {
+    if (countedOpens.has(answerId)) return;
+    countedOpens.add(answerId);
+    fetch(OPENED_URL.replace("{id}", encodeURIComponent(answerId)), {
+      method: "POST",
+      headers: { Accept: "application/json" },
+      credentials: "omit",
+      keepalive: true,
+    }).catch(() => {
+      countedOpens.delete(answerId); // try again the next time it is opened
+    });
+  }
+
+  /* A suggestion box: a labelled region, a polite status ("3 suggested answers")
+   * and a list of disclosures. Items are kept by answer id, so an answer the
+   * patron opened stays open while the results around it change. */
+  function suggestionBox(prefix, { offerSelfServe }) {
+    const root = $(`${prefix}-suggestions`);
+    const status = $(`${prefix}-suggestions-status`);
+    const list = $(`${prefix}-suggestions-list`);
+    const items = new Map(); // answer id -> <li>
+    let request = 0;
+    let controller = null;
+    let timer = null;
+    let lastQuery = null;
+    let lastCount = -1;
+
+    function item(answer) {
+      const li = document.createElement("li");
+      li.className = "suggestion";
+      li.dataset.id = String(answer.id);
+      const heading = document.createElement(prefix === "wait" ? "h3" : "h4");
+      heading.className = "suggestion-question";
+      const toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "disclosure";
+      toggle.setAttribute("aria-expanded", "false");
+      const panelId = `${prefix}-answer-${answer.id}`;
+      toggle.setAttribute("aria-controls", panelId);
+      const marker = document.createElement("span");
+      marker.className = "marker";
+      marker.setAttribute("aria-hidden", "true");
+      const label = document.createElement("span");
+      label.className = "label";
+      label.textContent = String(answer.question || "");
+      toggle.append(marker, label);
+      heading.appendChild(toggle);
+
+      const panel = document.createElement("div");
+      panel.className = "suggestion-answer";
+      panel.id = panelId;
+      panel.hidden = true;
+      const body = document.createElement("div");
+      body.className = "answer-body";
+      body.innerHTML = answer.answer_html || ""; // sanitised server-side
+      for (const link of body.querySelectorAll("a[href]")) {
+        link.target = "_blank";
+        link.rel = "noopener noreferrer";
+      }
+      panel.appendChild(body);
+      const actions = document.createElement("div");
+      actions.className = "answer-actions";
+      if (answer.url && /^https?:\/\//i.test(String(answer.url))) {
+        const more = document.createElement("a");
+        more.href = String(answer.url);
+        more.target = "_blank";
+        more.rel = "noopener";
+        more.textContent = "Open on the FAQ page";
+        const hint = document.createElement("span");
+        hint.className = "visually-hidden";
+        hint.textContent = " (opens in a new tab)";
+        more.appendChild(hint);
+        actions.appendChild(more);
+      }
+      if (offerSelfServe) {
+        const done = document.createElement("button");
+        done.type = "button";
+        done.className = "small answered";
+        done.dataset.selfServed = String(answer.id);
+        done.textContent = "This answered my question";
+        actions.appendChild(done);
+      }
+      panel.appendChild(actions);
+      li.append(heading, panel);
+
+      toggle.addEventListener("click", () => {
+        const open = toggle.getAttribute("aria-expanded") !== "true";
+        toggle.setAttribute("aria-expanded", open ? "true" : "false");
+        panel.hidden = !open;
+        li.classList.toggle("open", open);
+        if (open) countOpened(answer.id);
+      });
+      return li;
+    }
+
+    function render(results) {
+      const wanted = results.filter((a) => a && Number.isInteger(a.id));
+      const keep = new Set(wanted.map((a) => String(a.id)));
+      const hadFocus = list.contains(document.activeElement);
+      for (const [id, li] of items) {
+        if (!keep.has(id)) {
+          li.remove();
+          items.delete(id);
+        }
+      }
+      wanted.forEach((answer, index) => {
+        const id = String(answer.id);
+        let li = items.get(id);
+        if (!li) {
+          li = item(answer);
+          items.set(id, li);
+        }
+        if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
+      });
+      root.dataset.empty = wanted.length ? "false" : "true";
+      if (hadFocus && !list.contains(document.activeElement)) {
+        const first = list.querySelector("button.disclosure");
+        if (first) first.focus();
+      }
+      const count = wanted.length;
+      if (count !== lastCount) {
+        status.textContent = count
+          ? `${count} suggested answer${count === 1 ? "" : "s"}`
+          : "";
+        lastCount = count;
+      }
+    }
+
+    function clear() {
+      clearTimeout(timer);
+      if (controller) controller.abort();
+      controller = null;
+      request += 1;
+      lastQuery = null;
+      render([]);
+    }
+
+    async function load(query, limit) {
+      const text = query.trim().replace(/\s+/g, " ");
+      if (codePoints(text) < FAQ_MIN_CHARS) {
+        clear();
+        return;
+      }
+      if (text === lastQuery) return;
+      lastQuery = text;
+      if (controller) controller.abort();
+      controller = new AbortController();
+      const mine = ++request;
+      const url = new URL(FAQ_URL, window.location.href);
+      url.searchParams.set("q", text.slice(0, 200));
+      url.searchParams.set("limit", String(limit));
+      try {
+        const response = await fetch(url.href, {
+          headers: { Accept: "application/json" },
+          credentials: "omit",
+          signal: controller.signal,
+        });
+        if (!response.ok) throw new Error(String(response.status));
+        const data = await response.json();
+        if (mine !== request) return;
+        render(Array.isArray(data.results) ? data.results.slice(0, limit) : []);
+      } catch {
+        if (mine === request) lastQuery = null; // suggestions are a bonus: fail quietly
+      }
+    }
+
+    function schedule(query, limit) {
+      clearTimeout(timer);
+      timer = setTimeout(() => load(query, limit), FAQ_DEBOUNCE_MS);
+    }
+
+    return { root, list, load, schedule, clear };
+  }
+
+  const askSuggestions = suggestionBox("ask", { offerSelfServe: false });
+  const waitSuggestions = suggestionBox("wait", { offerSelfServe: true });
+  let selfServing = false;
+
+  function showWaitSuggestions(status) {
+    const show = status === "waiting" || (status === "closed" && chat && chat.selfServed);
+    waitSuggestions.root.hidden = !show;
+    waitSuggestions.root.classList.toggle("ended", status !== "waiting");
+    if (status === "waiting" && chat && chat.question) {
+      waitSuggestions.load(chat.question, FAQ_WAIT_LIMIT);
+    }
+  }
+
+  async function selfServe(button) {
+    if (!chat || selfServing) return;
+    const answerId = Number(button.dataset.selfServed);
+    selfServing = true;
+    for (const other of waitSuggestions.list.querySelectorAll("button[data-self-served]")) {
+      other.disabled = true;
+    }
+    button.textContent = "Closing your question…";
+    el.chatError.hidden = true;
+    try {
+      const response = await fetch(SELF_SERVED_URL.replace("{id}", encodeURIComponent(chat.id)), {
+        method: "POST",
+        headers: {
+          "Content-Type": "application/json",
+          Accept: "application/json",
+          Authorization: `Bearer ${chat.token}`,
+        },
+        credentials: "omit",
+        body: JSON.stringify(Number.isInteger(answerId) && answerId > 0 ? { answer: answerId } : {}),
+      });
+      if (response.ok) {
+        chat.selfServed = true;
+        chat.selfServedAnswer = answerId;
+        saveChat();
+        const item = button.closest(".suggestion");
+        if (item) item.classList.add("helped");
+        applyStatus({ status: "closed", library: null }, { quiet: false });
+        el.stateLine.focus();
+        return;
+      }
+      const error = await readError(response);
+      el.chatError.textContent =
+        error.code === "state_conflict"
+          ? "A librarian has just joined your chat, so it stays open. You can tell them the answer helped."
+          : sentence(error.detail) || "We could not close your question. Please try again.";
+      el.chatError.hidden = false;
+    } catch {
+      el.chatError.textContent = "We could not reach the chat service. Check your connection and try again.";
+      el.chatError.hidden = false;
+    } finally {
+      selfServing = false;
+      button.textContent = "This answered my question";
+      for (const other of waitSuggestions.list.querySelectorAll("button[data-self-served]")) {
+        other.disabled = false;
+      }
+    }
+  }
+
+  /* ------------------------------------------------------------------ */
   /* Availability and the question form                                  */
   /* ------------------------------------------------------------------ */
 
@@ -314,10 +570,12 @@
           lastSeq: 0,
           pending: [],
           email,
+          question,
           status: data.status,
         };
         saveChat();
         el.askForm.reset();
+        askSuggestions.clear();
         updateCounter();
         startChat();
         return;
@@ -513,7 +771,7 @@
         break;
       }
       case "closed":
-        text = "This chat has ended. Thank you for asking!";
+        text = chat.selfServed || selfServing ? SELF_SERVED_TEXT : "This chat has ended. Thank you for asking!";
         kind = "ended";
         break;
       case "abandoned": {
@@ -538,6 +796,7 @@
       el.typing.textContent = "";
       el.connectionLine.hidden = true;
     }
+    showWaitSuggestions(status);
     const offerFollowUp = status === "offline" || status === "abandoned";
     el.followUp.hidden = !offerFollowUp;
     if (offerFollowUp && !el.followUpEmail.value && chat.email) el.followUpEmail.value = chat.email;
@@ -616,6 +875,12 @@
     }
     if (!Number.isInteger(seq) || held.has(seq)) return;
     held.add(seq);
+    if (seq === 1 && frame.sender === "patron" && !chat.question) {
+      // The question is the first message (PROTOCOL.md): suggest answers for it.
+      chat.question = String(frame.body ?? "");
+      saveChat();
+      if (chat.status === "waiting") waitSuggestions.load(chat.question, FAQ_WAIT_LIMIT);
+    }
     if (seq > lastSeq) {
       lastSeq = seq;
       chat.lastSeq = seq;
@@ -743,6 +1008,8 @@
     lastSeq = 0;
     lastStateText = "";
     el.messages.replaceChildren();
+    waitSuggestions.clear();
+    waitSuggestions.root.hidden = true;
     el.followUpForm.hidden = false;
     el.followUpResult.hidden = true;
     el.followUpEmail.value = "";
@@ -807,7 +1074,14 @@
   /* Wiring                                                              */
   /* ------------------------------------------------------------------ */
 
-  el.question.addEventListener("input", updateCounter);
+  el.question.addEventListener("input", () => {
+    updateCounter();
+    askSuggestions.schedule(el.question.value, FAQ_ASK_LIMIT);
+  });
+  waitSuggestions.list.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-self-served]");
+    if (button && !button.disabled) selfServe(button);
+  });
   el.askForm.addEventListener("submit", submitQuestion);
   el.composer.addEventListener("submit", sendMessage);
   el.composerInput.addEventListener("keydown", composerKeydown);
