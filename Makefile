@@ -48,6 +48,7 @@ help:
 	@echo "make lint    ruff check and ruff format --check"
 	@echo "make format  ruff format and ruff check --fix"
 	@echo "make clean   remove the demo database, collected static files and caches"
+	@echo "make bench   refdesk vs a plain Channels chat and a bare relay, ~2 min (BENCH_ARGS=--full)"
 
 # The virtual environment
 # ----------------------------------------------------------------------
@@ -140,6 +141,14 @@ lint: $(DEV_STAMP)
 format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# make bench: refdesk against a plain Channels chat and a bare relay, side by side
+# (bench/README.md). Starts its own PostgreSQL, Redis and servers on loopback and
+# stops them; writes bench/results/. BENCH_ARGS=--full for 50/200/1000 conversations.
+# ----------------------------------------------------------------------
+.PHONY: bench
+bench: $(DEV_STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 # Keeps .venv; remove it by hand to rebuild it from scratch.
 clean:

@@ -208,6 +208,9 @@ class Conversation:
         return waiting
 
 
+EXAMPLES: list[str] = []  # a few reorders, for the JSON
+
+
 def check_conversation(conv: Conversation, order_groups) -> Counter:
     """Losses, duplicates, reorders and gaps seen by each side of `conv`.
 
@@ -222,9 +225,11 @@ def check_conversation(conv: Conversation, order_groups) -> Counter:
         found["duplicates"] += len(log) - len(set(log))
         found["losses"] += len(every - set(log))
         for numbers in order_groups(log):
-            found["reorders"] += sum(
-                1 for a, b in zip(numbers, numbers[1:], strict=False) if b < a
-            )
+            for a, b in zip(numbers, numbers[1:], strict=False):
+                if b < a:
+                    found["reorders"] += 1
+                    if len(EXAMPLES) < 20:
+                        EXAMPLES.append(f"{conv.key} side {side}: {b} after {a}")
             if numbers:
                 found["gaps"] += len(set(range(1, max(numbers) + 1)) - set(numbers))
     found["unacknowledged"] += len(conv.pending["p"]) + len(conv.pending["l"])

@@ -10,6 +10,14 @@ SETUPS = ("refdesk", "plain", "bare")
 NAMES = {"refdesk": "refdesk", "plain": "plain Channels", "bare": "bare relay"}
 
 
+def _setups(result: dict) -> list[str]:
+    return result["summary"].get("setups") or list(SETUPS)
+
+
+def _name(setup: str) -> str:
+    return NAMES.get(setup, setup)
+
+
 def _f(value, digits: int = 1) -> str:
     if value is None:
         return "–"
@@ -53,13 +61,13 @@ def markdown(result: dict, png_name: str | None = None) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for level, row in s["levels"].items():
-        for name in SETUPS:
+        for name in _setups(result):
             r = row.get(name)
             if not r:
                 continue
             integrity = r["integrity"]
             lines.append(
-                f"| {level} | {NAMES[name]} | {_f(r['msg_per_s'])} | "
+                f"| {level} | {_name(name)} | {_f(r['msg_per_s'])} | "
                 f"{_f(r['delivery_p50'], 2)} / {_f(r['delivery_p95'], 2)} / {_f(r['delivery_p99'], 2)} | "
                 f"{_pair(r['p2l_p50'], r['p2l_p99'], 2)} | {_pair(r['l2p_p50'], r['l2p_p99'], 2)} | "
                 f"{_pair(r['start_offer_p50'], r['start_offer_p99'])} | "
@@ -70,11 +78,16 @@ def markdown(result: dict, png_name: str | None = None) -> str:
                 f"{r['errors']} | {integrity.get('losses', 0)}/{integrity.get('duplicates', 0)}/"
                 f"{integrity.get('reorders', 0)} |"
             )
-        for ref in ("plain", "bare"):
-            ratio = row.get(f"ratio_vs_{ref}")
+        ratios = [(f"refdesk ×{ref}", row.get(f"ratio_vs_{ref}")) for ref in ("plain", "bare")]
+        ratios += [
+            (f"{name} ×refdesk", row.get(f"ratio_{name}_vs_refdesk"))
+            for name in _setups(result)
+            if "@" in name
+        ]
+        for title, ratio in ratios:
             if ratio:
                 lines.append(
-                    f"| {level} | refdesk ×{ref} | | {_f(ratio['delivery_p50'], 1)} / "
+                    f"| {level} | {title} | | {_f(ratio['delivery_p50'], 1)} / "
                     f"{_f(ratio['delivery_p95'], 1)} / {_f(ratio['delivery_p99'], 1)} | | | | | "
                     f"{_f(ratio['cpu_ms_per_msg_total'], 1)} | | | {_f(ratio['rss_per_socket_kib'], 1)} | | | |"
                 )
@@ -104,7 +117,7 @@ def markdown(result: dict, png_name: str | None = None) -> str:
         "| setup | sustained msg/s | first failing step | steps (offered: delivered/s, p99 ms) |",
         "|---|---|---|---|",
     ]
-    for name in SETUPS:
+    for name in _setups(result):
         r = ramp.get(name)
         if not r:
             continue
@@ -115,7 +128,7 @@ def markdown(result: dict, png_name: str | None = None) -> str:
         )
         bound = " (load generator saturated)" if r["loadgen_bound"] else ""
         lines.append(
-            f"| {NAMES[name]} | {_f(r['sustained_msg_per_s'], 0)}{bound} | "
+            f"| {_name(name)} | {_f(r['sustained_msg_per_s'], 0)}{bound} | "
             f"{_f(r['first_failed'])} | {steps} |"
         )
     lines.append(
@@ -164,8 +177,10 @@ def plot(result: dict, path: Path) -> None:
     s = result["summary"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     colours = {"refdesk": "tab:red", "plain": "tab:blue", "bare": "tab:green"}
+    spare = iter(["tab:orange", "tab:purple", "tab:brown", "tab:olive", "tab:cyan"])
     levels = [int(lv) for lv in s["levels"]]
-    for name in SETUPS:
+    for name in _setups(result):
+        colours.setdefault(name, next(spare, "black"))
         xs, p50, p99 = [], [], []
         for level in levels:
             r = s["levels"][str(level)].get(name)
@@ -173,15 +188,15 @@ def plot(result: dict, path: Path) -> None:
                 xs.append(level)
                 p50.append(r["delivery_p50"])
                 p99.append(r["delivery_p99"])
-        left.plot(xs, p99, "o-", color=colours[name], label=f"{NAMES[name]} p99")
-        left.plot(xs, p50, "o--", color=colours[name], alpha=0.6, label=f"{NAMES[name]} p50")
+        left.plot(xs, p99, "o-", color=colours[name], label=f"{_name(name)} p99")
+        left.plot(xs, p50, "o--", color=colours[name], alpha=0.6, label=f"{_name(name)} p50")
         steps = s["ramp"].get(name, {}).get("steps", [])
         right.plot(
             [st["delivered_per_s"] for st in steps],
             [st["p99"] for st in steps],
             "o-",
             color=colours[name],
-            label=f"{NAMES[name]} p99",
+            label=f"{_name(name)} p99",
         )
     left.set_xlabel("concurrent conversations (one message per side every "
                     f"{result['parameters']['interval']} s)")  # fmt: skip

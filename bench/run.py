@@ -60,13 +60,25 @@ PROFILES = {
         "max_seconds": 3000,
     },
 }
-SETUPS = ("refdesk", "plain", "bare")
-# Process groups whose CPU each setup is charged with ("app" = its ASGI server).
-COSTS = {
-    "refdesk": {"app": ["refdesk-web"], "total": ["refdesk-web", "refdesk-celery", "postgres", "redis"]},
-    "plain": {"app": ["plain-web"], "total": ["plain-web", "redis"]},
-    "bare": {"app": ["bare-relay"], "total": ["bare-relay"]},
-}  # fmt: skip
+REFERENCES = ("plain", "bare")
+
+
+def is_refdesk(name: str) -> bool:
+    """`refdesk` is the tree under test; `refdesk@NAME` a variant (--variant)."""
+    return name.split("@")[0] == "refdesk"
+
+
+def costs(name: str) -> dict[str, list[str]]:
+    """Process groups whose CPU a setup is charged with ("app" = its ASGI server)."""
+    if is_refdesk(name):
+        return {
+            "app": [f"{name}-web"],
+            "total": [f"{name}-web", f"{name}-celery", "postgres", "redis"],
+        }
+    if name == "plain":
+        return {"app": ["plain-web"], "total": ["plain-web", "redis"]}
+    return {"app": ["bare-relay"], "total": ["bare-relay"]}
+
 P99_LIMIT_MS = 100.0
 NOISY_FOREIGN_CORES = 0.3
 
@@ -96,7 +108,7 @@ class Meter:
         self.stack = stack
         self.own_pg = stack.pg.get("mode") == "own"
 
-    def _snapshot(self) -> dict:
+    def _snapshot(self, db: str) -> dict:
         pids = self.stack.server_pids()
         snap = {
             "t": time.monotonic(),
@@ -116,28 +128,32 @@ class Meter:
             rows = self.stack.query(
                 "SELECT xact_commit, xact_rollback, tup_returned, tup_fetched, "
                 "tup_inserted, tup_updated FROM pg_stat_database "
-                f"WHERE datname = '{loadgen_db()}'"
+                f"WHERE datname = '{db}'"
             )
             snap["pgdb"] = list(rows[0]) if rows else None
         return snap
 
-    async def begin(self) -> dict:
+    async def begin(self, setup: str = "refdesk") -> dict:
+        db = self.stack.dbs.get(setup, self.stack.dbs["refdesk"])
+
         def go():
             if self.own_pg:
                 self.stack.query("SELECT pg_stat_statements_reset()")
-            return self._snapshot()
+            snap = self._snapshot(db)
+            snap["db"] = db
+            return snap
 
         return await asyncio.to_thread(go)
 
     async def end(self, before: dict) -> dict:
         def go():
-            after = self._snapshot()
+            after = self._snapshot(before["db"])
             statements = None
             if self.own_pg:
                 statements = self.stack.query(
                     "SELECT s.query, s.calls, s.total_exec_time FROM pg_stat_statements s "
                     "JOIN pg_database d ON d.oid = s.dbid "
-                    f"WHERE d.datname = '{loadgen_db()}' ORDER BY s.calls DESC"
+                    f"WHERE d.datname = '{before['db']}' ORDER BY s.calls DESC"
                 )
             return after, statements
 
@@ -179,12 +195,6 @@ class Meter:
         return window
 
 
-def loadgen_db() -> str:
-    from bench.stack import DB_NAME
-
-    return DB_NAME
-
-
 # The bench
 # ----------------------------------------------------------------------
 class Bench:
@@ -197,42 +207,49 @@ class Bench:
         self.phases: list[dict] = []
         self.probes: list[dict] = []
         self.baseline: dict = {}
-        seed = stack.seed
         self.setups = {
-            "refdesk": loadgen.RefdeskSetup(
-                stack.ports["refdesk"],
+            name: loadgen.RefdeskSetup(
+                stack.ports[name],
                 librarians=seed["librarians"],
                 postal_codes=seed["postal_codes"],
                 quiet=seed["quiet"],
                 password=stack.password,
-            ),
-            "plain": loadgen.RelaySetup("plain", stack.ports["plain"], "/ws/pair/{pair}/"),
-            "bare": loadgen.RelaySetup("bare", stack.ports["bare"], "/pair/{pair}"),
+            )
+            for name, seed in stack.seeds.items()
         }
+        self.setups["plain"] = loadgen.RelaySetup(
+            "plain", stack.ports["plain"], "/ws/pair/{pair}/"
+        )
+        self.setups["bare"] = loadgen.RelaySetup("bare", stack.ports["bare"], "/pair/{pair}")
+        self.order = list(self.setups)
 
     def say(self, text: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
 
     async def run(self) -> None:
         self.lag.start()
-        refdesk = self.setups["refdesk"]
-        await refdesk.start_desks()
-        self.say(f"{len(refdesk.desks)} librarians at their desks (+1 quiet desk)")
+        for name in self.order:
+            if is_refdesk(name):
+                await self.setups[name].start_desks()
+                count = len(self.setups[name].desks)
+                self.say(f"{name}: {count} librarians at their desks (+1 quiet desk)")
         await asyncio.sleep(1.0)
         before = await self.meter.begin()
         await asyncio.sleep(3.0)
         self.baseline = await self.meter.end(before)
         self.lag.take()
         self.say("idle baseline measured; warming up")
-        for name in SETUPS:
+        for name in self.order:
             await self.phase(name, self.profile["warmup"], label="warmup", steady=2.0)
         for level in self.profile["levels"]:
             for round_ in range(1, self.profile["rounds"] + 1):
-                order = SETUPS if round_ % 2 else tuple(reversed(SETUPS))
+                order = self.order if round_ % 2 else self.order[::-1]
                 for name in order:
                     await self.phase(name, level, label="level", round_=round_)
         await self.ramp()
-        await refdesk.stop_desks()
+        for name in self.order:
+            if is_refdesk(name):
+                await self.setups[name].stop_desks()
         await self.lag.stop()
 
     async def phase(
@@ -241,16 +258,16 @@ class Bench:
         setup = self.setups[name]
         steady = steady or self.profile["steady"]
         recorder = loadgen.Recorder()
-        costs = COSTS[name]
-        rss_before = await asyncio.to_thread(self._rss, costs["app"])
+        charged = costs(name)
+        rss_before = await asyncio.to_thread(self._rss, charged["app"])
         t_open = time.monotonic()
-        rate = self.profile["start_rate"] if name == "refdesk" else 4 * self.profile["start_rate"]
+        rate = self.profile["start_rate"] * (1 if is_refdesk(name) else 4)
         convs = await setup.open(n, recorder, rate=rate)
         open_s = time.monotonic() - t_open
-        rss_open = await asyncio.to_thread(self._rss, costs["app"])
+        rss_open = await asyncio.to_thread(self._rss, charged["app"])
         self.lag.take()
         probes = []
-        before = await self.meter.begin()
+        before = await self.meter.begin(name)
         recorder.sent = 0
         exchanging = asyncio.create_task(
             loadgen.exchange(
@@ -262,8 +279,8 @@ class Bench:
             )
         )
         trickle = None
-        if name == "refdesk" and label == "level":
-            probes = [asyncio.create_task(self._probes(steady))]
+        if is_refdesk(name) and label == "level":
+            probes = [asyncio.create_task(self._probes(name, steady))]
             trickle = asyncio.create_task(self._trickle(setup, recorder, steady))
         await exchanging
         trickled = await trickle if trickle else []
@@ -275,14 +292,14 @@ class Bench:
         for conv in convs:
             integrity.update(loadgen.check_conversation(conv, setup.order_groups))
         for task in probes:
-            self.probes.extend(await task)
+            self.probes.extend({**found, "setup": name} for found in await task)
         await setup.close(convs + trickled)
         result = self._summarise(
             name, label, n, round_, recorder, convs, window, sent, integrity,
             rss_before=rss_before, rss_open=rss_open, sockets=setup.socket_count(convs),
             open_s=open_s, drain_s=drain_s, lag=lag,
         )  # fmt: skip
-        if name == "refdesk":
+        if is_refdesk(name):
             result["errors"].update({k: v for k, v in setup.desk_errors.items()})
             setup.desk_errors.clear()
         self.phases.append(result)
@@ -305,8 +322,8 @@ class Bench:
             conv.recorder = None  # they exchange nothing; keep them out of delivery
         return convs
 
-    async def _probes(self, steady: float) -> list[dict]:
-        refdesk = self.setups["refdesk"]
+    async def _probes(self, name: str, steady: float) -> list[dict]:
+        refdesk = self.setups[name]
         timeout = self.stack.quiet_wait + int(self.stack.env["REFDESK_SWEEP_SECONDS"]) + 8
         tasks = []
         every = max(2.0, steady / 3)
@@ -329,9 +346,9 @@ class Bench:
     ) -> dict:  # fmt: skip
         lat = recorder.latency
         seconds = window["seconds"]
-        costs = COSTS[name]
-        app_cpu = sum(window["cpu_s"].get(g, 0.0) for g in costs["app"])
-        total_cpu = sum(window["cpu_s"].get(g, 0.0) for g in costs["total"])
+        charged = costs(name)
+        app_cpu = sum(window["cpu_s"].get(g, 0.0) for g in charged["app"])
+        total_cpu = sum(window["cpu_s"].get(g, 0.0) for g in charged["total"])
         delivered = len(lat["p2l"]) + len(lat["l2p"])
         result = {
             "setup": name,
@@ -399,13 +416,13 @@ class Bench:
     async def ramp(self) -> None:
         pairs = self.profile["ramp_pairs"]
         opened = {}
-        for name in SETUPS:
+        for name in self.order:
             recorder = loadgen.Recorder()
-            rate = self.profile["start_rate"] if name == "refdesk" else 200
+            rate = self.profile["start_rate"] if is_refdesk(name) else 200
             opened[name] = await self.setups[name].open(pairs, recorder, rate=rate)
             opened[name + ":errors"] = dict(recorder.errors)
         self.say(f"ramp: {pairs} conversations per setup open")
-        active = list(SETUPS)
+        active = list(self.order)
         for step, rate in enumerate(self.profile["ramp_rates"]):
             order = active[step % len(active):] + active[: step % len(active)] if active else []
             for name in order:
@@ -414,7 +431,7 @@ class Bench:
                     active.remove(name)
             if not active:
                 break
-        for name in SETUPS:
+        for name in self.order:
             integrity = Counter()
             for conv in opened[name]:
                 integrity.update(loadgen.check_conversation(conv, self.setups[name].order_groups))
@@ -438,11 +455,11 @@ class Bench:
         recorder = loadgen.Recorder()
         for conv in convs:
             conv.recorder = recorder
-        if name == "refdesk":
+        if is_refdesk(name):
             setup.recorder = recorder
         interval = 2 * len(convs) / rate
         self.lag.take()
-        before = await self.meter.begin()
+        before = await self.meter.begin(name)
         await loadgen.exchange(
             convs, setup.send, interval=interval, duration=self.profile["ramp_step"],
             recorder=recorder,
@@ -480,10 +497,11 @@ class Bench:
 # Summary, targets, files
 # ----------------------------------------------------------------------
 def summarise(phases: list[dict], probes: list[dict], sweep_s: float, levels: list[int]) -> dict:
-    summary: dict = {"levels": {}, "ramp": {}, "overflow": {}}
+    names = list(dict.fromkeys(p["setup"] for p in phases))
+    summary: dict = {"setups": names, "levels": {}, "ramp": {}, "overflow": {}}
     for level in levels:
         row = {}
-        for name in SETUPS:
+        for name in names:
             runs = [p for p in phases if p["kind"] == "level" and p["setup"] == name and p["conversations"] == level]
             if not runs:
                 continue
@@ -531,15 +549,20 @@ def summarise(phases: list[dict], probes: list[dict], sweep_s: float, levels: li
                 "errors": sum(sum(r["errors"].values()) for r in runs),
                 "integrity": dict(sum((Counter(r["integrity"]) for r in runs), Counter())),
             }
-        for ref in ("plain", "bare"):
+        keys = ("delivery_p50", "delivery_p95", "delivery_p99",
+                "cpu_ms_per_msg_total", "cpu_ms_per_msg_app", "rss_per_socket_kib")  # fmt: skip
+        for ref in REFERENCES:
             if "refdesk" in row and ref in row:
                 row[f"ratio_vs_{ref}"] = {
-                    k: _ratio(row["refdesk"].get(k), row[ref].get(k))
-                    for k in ("delivery_p50", "delivery_p95", "delivery_p99",
-                              "cpu_ms_per_msg_total", "cpu_ms_per_msg_app", "rss_per_socket_kib")
-                }  # fmt: skip
+                    k: _ratio(row["refdesk"].get(k), row[ref].get(k)) for k in keys
+                }
+        for name in names:
+            if "@" in name and name in row and "refdesk" in row:
+                row[f"ratio_{name}_vs_refdesk"] = {
+                    k: _ratio(row[name].get(k), row["refdesk"].get(k)) for k in keys
+                }
         summary["levels"][str(level)] = row
-    for name in SETUPS:
+    for name in names:
         steps = [p for p in phases if p["kind"] == "ramp" and p["setup"] == name]
         passed = [p for p in steps if p["sustained"]]
         summary["ramp"][name] = {
@@ -560,15 +583,16 @@ def summarise(phases: list[dict], probes: list[dict], sweep_s: float, levels: li
                 for p in steps
             ],
         }
-    for ref in ("plain", "bare"):
+    for ref in REFERENCES:
         mine = summary["ramp"]["refdesk"]["sustained_msg_per_s"]
         theirs = summary["ramp"][ref]["sustained_msg_per_s"]
         summary["ramp"][f"ratio_vs_{ref}"] = _ratio(mine, theirs)
-    late = [p["lateness_s"] for p in probes if "lateness_s" in p]
+    mine = [p for p in probes if p.get("setup") == "refdesk"]
+    late = [p["lateness_s"] for p in mine if "lateness_s" in p]
     summary["overflow"] = {
-        "probes": len(probes),
+        "probes": len(mine),
         "measured": len(late),
-        "failed": [p.get("error") for p in probes if "error" in p],
+        "failed": [p.get("error") for p in mine if "error" in p],
         "lateness_s_min": round(min(late), 3) if late else None,
         "lateness_s_p50": pct(late, 50),
         "lateness_s_max": round(max(late), 3) if late else None,
@@ -697,6 +721,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--ramp-rates", help="comma-separated msg/s steps of the throughput ramp; 0 skips it")
     parser.add_argument("--label", default="", help="a note stored with the results (e.g. a variant)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH",
+                        help="also run the refdesk source tree at PATH as setup refdesk@NAME, "
+                        "interleaved with the others (A/B a patch on a noisy machine)")
     args = parser.parse_args(argv)  # fmt: skip
 
     profile = dict(PROFILES["full" if args.full else "default"])
@@ -720,6 +747,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         shared=args.shared_services,
         librarians_per_library=profile["librarians"],
+        variants=[(f"refdesk@{v.split('=', 1)[0]}", Path(v.split("=", 1)[1])) for v in args.variant],
     )
 
     def terminate(signum, frame):
@@ -786,6 +814,7 @@ def main(argv: list[str] | None = None) -> int:
             "overflow_probes": bench.probes,
             "phases": bench.phases,
             "server_log_problems": log_problems,
+            "reorder_examples": loadgen.EXAMPLES,
         }
     )
     failed_integrity = any(

@@ -150,6 +150,8 @@ class Stack:
     librarians_per_library: int = 4
     quiet_wait: int = 2
     password: str = "refdesk-demo"
+    # (name, source tree) of extra refdesk builds to interleave with the main one
+    variants: list[tuple[str, Path]] = field(default_factory=list)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="refdesk-bench-")))
     procs: list[Proc] = field(default_factory=list)
     env: dict = field(default_factory=dict)
@@ -157,6 +159,8 @@ class Stack:
     pg: dict = field(default_factory=dict)
     redis: dict = field(default_factory=dict)
     seed: dict = field(default_factory=dict)
+    seeds: dict = field(default_factory=dict)
+    dbs: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     _pg_as: list[str] = field(default_factory=list)
     _pg_dir: Path | None = None
@@ -189,22 +193,39 @@ class Stack:
             "DEMO_PASSWORD": self.password,
             "PYTHONUNBUFFERED": "1",
         }
+        self.builds = {"refdesk": (ROOT, self.env)}
+        for i, (name, tree_root) in enumerate(self.variants, start=1):
+            db = f"{DB_NAME}_v{i}"
+            self._sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            self._sql(f'CREATE DATABASE "{db}"')
+            env = {
+                **self.env,
+                "DATABASE_URL": self.pg["url"].rsplit("/", 1)[0] + "/" + db,
+                "REFDESK_REDIS_PREFIX": f"{prefix}-v{i}",
+                "PYTHONPATH": str(ROOT),  # bench.seed, if the tree has no bench/
+            }
+            self.builds[name] = (Path(tree_root).resolve(), env)
         t0 = time.monotonic()
-        self._manage("migrate", "--noinput")
-        self._manage("seed_demo", "--always-open")
-        out = self._python(
-            "-m",
-            "bench.seed",
-            "--per-library",
-            str(self.librarians_per_library),
-            "--quiet-wait",
-            str(self.quiet_wait),
-        )
-        self.seed = json.loads(out.strip().splitlines()[-1])
+        for name, (tree_root, env) in self.builds.items():
+            self.dbs[name] = env["DATABASE_URL"].rsplit("/", 1)[1]
+            self._python("manage.py", "migrate", "--noinput", cwd=tree_root, env=env)
+            self._python("manage.py", "seed_demo", "--always-open", cwd=tree_root, env=env)
+            out = self._python(
+                "-m",
+                "bench.seed",
+                "--per-library",
+                str(self.librarians_per_library),
+                "--quiet-wait",
+                str(self.quiet_wait),
+                cwd=tree_root,
+                env=env,
+            )
+            self.seeds[name] = json.loads(out.strip().splitlines()[-1])
+        self.seed = self.seeds["refdesk"]
         self.timings["migrate_seed_s"] = round(time.monotonic() - t0, 2)
 
         t0 = time.monotonic()
-        self.ports = {"refdesk": free_port(), "plain": free_port(), "bare": free_port()}
+        self.ports = {name: free_port() for name in [*self.builds, "plain", "bare"]}
         uvicorn_flags = [
             "--host", "127.0.0.1",
             "--workers", str(self.workers),
@@ -214,17 +235,20 @@ class Stack:
             "--ws", "auto",
         ]  # fmt: skip
         self.uvicorn_flags = uvicorn_flags
-        self._spawn(
-            "refdesk-web",
-            [str(VENV_BIN / "uvicorn"), "refdesk.asgi:application",
-             "--port", str(self.ports["refdesk"]), *uvicorn_flags],
-        )  # fmt: skip
-        self._spawn(
-            "refdesk-celery",
-            [str(VENV_BIN / "celery"), "-A", "refdesk", "worker", "--beat",
-             "--loglevel", "warning", "--concurrency", str(self.celery_concurrency),
-             "--schedule", str(self.workdir / "celerybeat-schedule")],
-        )  # fmt: skip
+        for name, (tree_root, env) in self.builds.items():
+            self._spawn(
+                f"{name}-web",
+                [str(VENV_BIN / "uvicorn"), "refdesk.asgi:application",
+                 "--port", str(self.ports[name]), *uvicorn_flags],
+                env=env, cwd=tree_root,
+            )  # fmt: skip
+            self._spawn(
+                f"{name}-celery",
+                [str(VENV_BIN / "celery"), "-A", "refdesk", "worker", "--beat",
+                 "--loglevel", "warning", "--concurrency", str(self.celery_concurrency),
+                 "--schedule", str(self.workdir / f"{name}-celerybeat-schedule")],
+                env=env, cwd=tree_root,
+            )  # fmt: skip
         self._spawn(
             "plain-web",
             [str(VENV_BIN / "uvicorn"), "bench.plain_channels:application",
@@ -235,17 +259,18 @@ class Stack:
             "bare-relay",
             [sys.executable, "-m", "bench.bare_relay", "--port", str(self.ports["bare"])],
         )
-        for name in ("refdesk", "plain", "bare"):
+        for name in self.ports:
             wait_until(lambda n=name: self._listening(self.ports[n]), 60, f"{name} server")
-        wait_until(
-            lambda: urllib.request.urlopen(
-                f"http://127.0.0.1:{self.ports['refdesk']}/api/v1/libraries/", timeout=5
-            ).status
-            == 200,
-            60,
-            "refdesk HTTP API",
-        )
-        wait_until(self._celery_ready, 60, "Celery worker")
+        for name in self.builds:
+            wait_until(
+                lambda n=name: urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.ports[n]}/api/v1/libraries/", timeout=5
+                ).status
+                == 200,
+                60,
+                f"{name} HTTP API",
+            )
+            wait_until(lambda n=name: self._celery_ready(n), 60, f"{name} Celery worker")
         self.timings["servers_s"] = round(time.monotonic() - t0, 2)
 
     def _listening(self, port: int) -> bool:
@@ -253,19 +278,21 @@ class Stack:
             s.settimeout(1)
             return s.connect_ex(("127.0.0.1", port)) == 0
 
-    def _celery_ready(self) -> bool:
-        proc = self.proc("refdesk-celery")
+    def _celery_ready(self, name: str) -> bool:
+        proc = self.proc(f"{name}-celery")
         if proc.popen.poll() is not None:
             raise RuntimeError("the Celery worker exited; see " + str(proc.log))
         # prefork: the main process plus its pool children
         return len(proc.pids()) >= 1 + self.celery_concurrency
 
-    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> Proc:
+    def _spawn(
+        self, name: str, argv: list[str], env: dict | None = None, cwd: Path = ROOT
+    ) -> Proc:
         log = self.workdir / f"{name}.log"
         handle = open(log, "wb")  # noqa: SIM115 - closed with the process
         popen = subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=cwd,
             env={**(self.env or os.environ), **(env or {})},
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -279,14 +306,11 @@ class Stack:
     def proc(self, name: str) -> Proc:
         return next(p for p in self.procs if p.name == name)
 
-    def _manage(self, *args: str) -> str:
-        return self._python("manage.py", *args)
-
-    def _python(self, *args: str) -> str:
+    def _python(self, *args: str, cwd: Path = ROOT, env: dict | None = None) -> str:
         done = subprocess.run(
             [sys.executable, *args],
-            cwd=ROOT,
-            env=self.env,
+            cwd=cwd,
+            env=env or self.env,
             capture_output=True,
             text=True,
             timeout=300,

@@ -351,7 +351,7 @@ DEMO_CANNED: tuple[DemoCanned, ...] = (
         None,
         "hours",
         "Today's hours",
-        "{library_name} is open {library_hours_today} today. Details and holiday "
+        "{library_name}'s hours today: {library_hours_today}. Details and holiday "
         "hours are on {library_website}.",
     ),
     DemoCanned(
@@ -392,8 +392,8 @@ DEMO_CANNED: tuple[DemoCanned, ...] = (
         "card",
         "Shelbyville cards",
         "Cards are free for Shelby County residents, workers and property owners; "
-        "non-residents pay $40 a year at the desk. We are open {library_hours_today} "
-        "today.",
+        "non-residents pay $40 a year at the desk. Our hours today: "
+        "{library_hours_today}.",
     ),
     DemoCanned(
         "ogdenville",

@@ -1,8 +1,11 @@
 /* refdesk librarian desk (/desk/): presence, the shared queue, several chats in tabs.
  *
- * Speaks the desk socket of PROTOCOL.md (/ws/desk/, session cookie). Every string
- * from the server is set with textContent, except the local info sections'
- * body_html, which the server sanitises for exactly this use.
+ * Speaks the desk socket of PROTOCOL.md (/ws/desk/, session cookie) and the desk's
+ * JSON endpoints (suggestions, canned responses, local info search, outdated
+ * reports, FAQ drafts; unsafe methods send the CSRF token). Every string from the
+ * server is set with textContent, except three fields the server sanitises for
+ * exactly this use: local info sections' and FAQ answers' `body_html` /
+ * `answer_html`, and search hits' `snippet_html` (escaped text with <mark>).
  */
 (() => {
   "use strict";
@@ -13,6 +16,15 @@
   const TYPING_EVERY_MS = 3000;
   const TYPING_SHOWN_MS = 5000;
   const MAX_MESSAGE = 4000;
+  const CANNED_DEBOUNCE_MS = 120;
+  const KB_DEBOUNCE_MS = 400;
+  const API = {
+    suggestions: config.suggestionsUrl || "/api/v1/desk/suggestions",
+    canned: config.cannedUrl || "/api/v1/canned-responses/",
+    localInfoSearch: config.localInfoSearchUrl || "/api/v1/local-info/search",
+    outdated: config.outdatedUrl || "/api/v1/local-info/{id}/outdated",
+    drafts: config.draftsUrl || "/api/v1/faq/drafts",
+  };
   const libraryNames = new Map(config.libraries.map((lib) => [lib.slug, lib.name]));
   const libraryName = (slug) => libraryNames.get(slug) || slug || "";
 
@@ -31,6 +43,10 @@
     announcer: $("announcer"),
     template: $("chat-template"),
     presenceInputs: document.querySelectorAll('input[name="presence"]'),
+    kbForm: $("kb-search-form"),
+    kbInput: $("kb-search-input"),
+    kbStatus: $("kb-search-status"),
+    kbResults: $("kb-search-results"),
   };
 
   const state = {
@@ -92,6 +108,57 @@
     const line = make("p", "", text);
     el.announcer.appendChild(line);
     setTimeout(() => line.remove(), 15000);
+  }
+
+  /* The desk's JSON endpoints: same origin, session cookie, CSRF token on writes.
+   * Resolves to {ok, status, data}; a network failure is status 0. */
+  function csrfToken() {
+    const input = document.querySelector('input[name="csrfmiddlewaretoken"]');
+    return input ? input.value : "";
+  }
+
+  async function api(url, { method = "GET", body, signal } = {}) {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        credentials: "same-origin",
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
+    } catch (error) {
+      if (error && error.name === "AbortError") throw error;
+      return { ok: false, status: 0, data: { detail: "The desk could not reach the server." } };
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    return { ok: response.ok, status: response.status, data: data || {} };
+  }
+
+  function apiErrorText(result, fallback) {
+    if (result.status === 401) return "You are signed out. Sign in again to keep working the desk.";
+    if (result.status === 0) return "The desk could not reach the server. Check the connection and try again.";
+    if (result.status === 429) return "Too many requests just now. Try again in a moment.";
+    const errors = result.data && result.data.errors;
+    if (errors && typeof errors === "object") {
+      const first = Object.values(errors)[0];
+      if (first) return [].concat(first).join(" ");
+    }
+    return fallback;
+  }
+
+  function queryUrl(base, params) {
+    const url = new URL(base, window.location.origin);
+    for (const [key, value] of Object.entries(params)) url.searchParams.set(key, String(value));
+    return url.pathname + url.search;
   }
 
   function showQueueNotice(text, kind = "") {
@@ -499,6 +566,7 @@
       escalated: "it moved on to other libraries",
       offline: "it became an email question",
       transferred: "it was transferred",
+      self_served: "the patron found the answer in the FAQ",
     }[reason];
     if (why) announce(`A waiting chat left the queue: ${why}.`);
   }
@@ -542,6 +610,9 @@
     }
     refs.hint.id = `${prefix}-hint`;
     refs.input.setAttribute("aria-describedby", refs.hint.id);
+    refs.canned.id = `${prefix}-canned`;
+    refs.canned.setAttribute("aria-label", "Canned responses");
+    refs.input.setAttribute("aria-controls", refs.canned.id);
     panel.id = `${prefix}-panel`;
 
     for (const outcome of config.outcomes) {
@@ -591,19 +662,52 @@
       typingTimer: null,
       patronName: "",
       origin: "",
+      cardsKey: "",
+      cards: make("div", "cards"),
+      suggest: null,
+      suggestionsLoaded: false,
+      drafted: false,
+      canned: {
+        items: [],
+        active: -1,
+        timer: null,
+        controller: null,
+        request: 0,
+        pending: false,
+        insertWhenReady: false,
+        dismissedAt: -1,
+      },
     };
+    chat.suggest = buildSuggestPanel(chat);
+    refs.suggestSlot.appendChild(chat.suggest.root);
+    refs.info.appendChild(chat.cards);
+    refs.info.setAttribute("aria-label", "Local information");
 
     refs.composer.addEventListener("submit", (event) => {
       event.preventDefault();
       sendMessage(chat);
     });
     refs.input.addEventListener("keydown", (event) => {
+      if (cannedKeydown(chat, event)) return;
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         sendMessage(chat);
       }
     });
+    refs.input.addEventListener("blur", () => {
+      setTimeout(() => {
+        if (document.activeElement !== refs.input) closeCanned(chat);
+      }, 150);
+    });
+    refs.input.addEventListener("click", () => cannedInput(chat));
+    refs.canned.addEventListener("mousedown", (event) => event.preventDefault()); // keep focus in the reply
+    refs.canned.addEventListener("click", (event) => {
+      const option = event.target.closest('[role="option"]');
+      if (option) insertCanned(chat, Number(option.dataset.index));
+    });
+    refs.draftButton.addEventListener("click", () => draftFaq(chat));
     refs.input.addEventListener("input", () => {
+      cannedInput(chat);
       const now = Date.now();
       if (!chat.closed && refs.input.value.trim() && now - chat.lastTypingSent >= TYPING_EVERY_MS) {
         if (send({ type: "typing", conversation: chat.id })) chat.lastTypingSent = now;
@@ -692,28 +796,598 @@
     facts.replaceChildren(...items);
   }
 
-  function renderLocalInfo(info, heading) {
+  /* ------------------------------------------------------------------ */
+  /* Local info cards: verification, today's hours, "Report outdated"    */
+  /* ------------------------------------------------------------------ */
+
+  const KIND_LABELS = {
+    cards: "Library cards",
+    borrowing: "Borrowing",
+    ill: "Interlibrary loan",
+    databases: "Databases",
+    contacts: "Contacts",
+    alerts: "Alerts",
+    other: "Other",
+  };
+
+  function verifiedText(info) {
+    const days = info.verified_days_ago;
+    if (Number.isInteger(days)) {
+      if (days <= 0) return "Last verified today";
+      return `Last verified ${days} day${days === 1 ? "" : "s"} ago`;
+    }
+    if (info.verified_at) return `Last verified ${dateFormat.format(new Date(info.verified_at))}`;
+    return "Not verified yet";
+  }
+
+  // A time of day as the library's clock shows it: the ISO string carries its offset.
+  function libraryClock(iso) {
+    const match = /T(\d{2}):(\d{2})/.exec(String(iso || ""));
+    if (!match) return "";
+    const hour = Number(match[1]);
+    const minutes = match[2] === "00" ? "" : `:${match[2]}`;
+    return `${hour % 12 || 12}${minutes} ${hour < 12 ? "am" : "pm"}`;
+  }
+
+  function hoursTodayText(spans) {
+    if (!Array.isArray(spans)) return "";
+    if (!spans.length) return "Closed today";
+    const first = spans[0];
+    if (spans.length === 1 && Date.parse(first.closes) - Date.parse(first.opens) >= 23 * 3600 * 1000) {
+      return "Open 24 hours today";
+    }
+    const list = spans.map((span) => `${libraryClock(span.opens)}–${libraryClock(span.closes)}`);
+    return `Open today ${list.join(" and ")} (library time)`;
+  }
+
+  function renderLocalInfo(info, heading, chat) {
     const card = make("section", "local-info");
     const libraryLabel = info.library && info.library.name ? info.library.name : "";
     const title = make("h3", "", `${heading}: ${libraryLabel}`);
     card.setAttribute("aria-label", `${heading}: ${libraryLabel}`);
-    const verified = make(
-      "p",
-      "verified",
-      info.verified_at ? `Last verified ${dateFormat.format(new Date(info.verified_at))}` : "Not verified yet",
-    );
-    card.append(title, verified);
+    const meta = make("p", "card-meta");
+    meta.appendChild(make("span", "verified", verifiedText(info)));
+    if (info.is_stale) meta.appendChild(make("span", "badge warn", "may be out of date"));
+    card.append(title, meta);
+    const hours = hoursTodayText(info.hours_today);
+    if (hours) card.appendChild(make("p", "hours-today", hours));
     const sections = Array.isArray(info.sections) ? info.sections : [];
     if (!sections.length) card.appendChild(make("p", "empty", "No local information recorded."));
-    for (const section of sections) {
-      const part = make("section", "");
-      part.appendChild(make("h4", "", section.title || ""));
-      const body = make("div", "local-info-body");
-      body.innerHTML = section.body_html || ""; // sanitised server-side (PROTOCOL.md)
-      part.appendChild(body);
-      card.appendChild(part);
-    }
+    for (const section of sections) card.appendChild(renderSection(section, info, chat));
     return card;
+  }
+
+  function renderSection(section, info, chat) {
+    const part = make("section", "local-info-section");
+    const hasId = Number.isInteger(section.id);
+    const base = hasId ? `${chat.prefix}-li-${section.id}` : "";
+    const head = make("div", "section-head");
+    const title = make("h4", "", section.title || "");
+    head.appendChild(title);
+    if (hasId) {
+      part.id = base;
+      part.tabIndex = -1;
+      title.id = `${base}-title`;
+      part.setAttribute("aria-labelledby", title.id);
+    }
+    part.appendChild(head);
+    const body = make("div", "local-info-body");
+    body.innerHTML = section.body_html || ""; // sanitised server-side (PROTOCOL.md)
+    part.appendChild(body);
+    if (hasId) head.appendChild(reportControls(section, info, part, base));
+    return part;
+  }
+
+  function reportControls(section, info, part, base) {
+    const button = make("button", "small link report-button");
+    button.type = "button";
+    button.append(
+      document.createTextNode("Report outdated"),
+      make("span", "visually-hidden", `: ${section.title || "this section"}`),
+    );
+    button.setAttribute("aria-expanded", "false");
+    const form = make("form", "report-form");
+    form.id = `${base}-report`;
+    form.hidden = true;
+    form.noValidate = true;
+    button.setAttribute("aria-controls", form.id);
+    const label = make("label", "", "What looks outdated? ");
+    label.appendChild(make("span", "optional", "(optional)"));
+    const note = make("textarea", "");
+    note.rows = 2;
+    note.maxLength = 2000;
+    note.id = `${base}-note`;
+    label.htmlFor = note.id;
+    const error = make("p", "field-error");
+    error.id = `${base}-report-error`;
+    error.setAttribute("role", "alert");
+    note.setAttribute("aria-describedby", error.id);
+    const send = make("button", "small", "Send report");
+    send.type = "submit";
+    const cancel = make("button", "small secondary", "Cancel");
+    cancel.type = "button";
+    const actions = make("div", "report-actions");
+    actions.append(send, cancel);
+    form.append(label, note, error, actions);
+    const done = make("p", "report-done");
+    done.setAttribute("role", "status");
+    done.tabIndex = -1;
+    part.append(form, done);
+
+    const toggle = (open) => {
+      form.hidden = !open;
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+      if (open) {
+        done.textContent = "";
+        error.textContent = "";
+        note.focus();
+      }
+    };
+    button.addEventListener("click", () => toggle(form.hidden));
+    cancel.addEventListener("click", () => {
+      toggle(false);
+      button.focus();
+    });
+    form.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        toggle(false);
+        button.focus();
+      }
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      send.disabled = true;
+      send.textContent = "Sending…";
+      const result = await api(API.outdated.replace("{id}", encodeURIComponent(section.id)), {
+        method: "POST",
+        body: { note: note.value.trim() },
+      });
+      send.disabled = false;
+      send.textContent = "Send report";
+      if (result.ok) {
+        const library = (result.data.library && result.data.library.name) || (info.library && info.library.name) || "the library";
+        note.value = "";
+        toggle(false);
+        done.textContent = `Thank you. ${library} has been told that “${section.title}” looks outdated; their library admin will check it.`;
+        done.focus();
+      } else {
+        error.textContent = apiErrorText(result, "The report could not be sent. Try again.");
+        note.setAttribute("aria-invalid", result.status === 400 ? "true" : "false");
+        note.focus();
+      }
+    });
+    return button;
+  }
+
+  function showSectionInCard(chat, sectionId) {
+    const target = $(`${chat.prefix}-li-${sectionId}`);
+    if (!target || !chat.panel.contains(target)) return false;
+    target.scrollIntoView({ block: "start", behavior: "auto" });
+    target.focus({ preventScroll: true });
+    target.classList.add("flash");
+    setTimeout(() => target.classList.remove("flash"), 2500);
+    return true;
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Suggestions beside a chat: FAQ answers and local info sections      */
+  /* ------------------------------------------------------------------ */
+
+  function buildSuggestPanel(chat) {
+    const root = make("section", "suggest-panel");
+    const headingId = `${chat.prefix}-suggest-heading`;
+    root.setAttribute("aria-labelledby", headingId);
+    const head = make("div", "panel-head");
+    const heading = make("h3", "", "Suggestions");
+    heading.id = headingId;
+    const refresh = make("button", "small link", "Refresh");
+    refresh.type = "button";
+    refresh.appendChild(make("span", "visually-hidden", " suggestions"));
+    refresh.addEventListener("click", () => loadSuggestions(chat));
+    head.append(heading, refresh);
+    const status = make("p", "small muted suggest-status", "Looking for matching answers…");
+    status.setAttribute("role", "status");
+    const faqHeading = make("h4", "faq-heading", "FAQ answers");
+    const faqList = make("ul", "suggest-faq");
+    faqHeading.id = `${chat.prefix}-suggest-faq`;
+    faqList.setAttribute("aria-labelledby", faqHeading.id);
+    const localHeading = make("h4", "local-heading", "Local info");
+    const localList = make("ul", "suggest-local");
+    localHeading.id = `${chat.prefix}-suggest-local`;
+    localList.setAttribute("aria-labelledby", localHeading.id);
+    faqHeading.hidden = faqList.hidden = localHeading.hidden = localList.hidden = true;
+    root.append(head, status, faqHeading, faqList, localHeading, localList);
+    return { root, status, faqHeading, faqList, localHeading, localList, request: 0 };
+  }
+
+  function absoluteUrl(url) {
+    try {
+      const resolved = new URL(String(url), window.location.origin);
+      return /^https?:$/.test(resolved.protocol) ? resolved.href : "";
+    } catch {
+      return "";
+    }
+  }
+
+  function insertIntoComposer(chat, text) {
+    const input = chat.refs.input;
+    if (chat.closed || input.disabled) return;
+    const start = input.selectionStart ?? input.value.length;
+    const end = input.selectionEnd ?? input.value.length;
+    const before = input.value.slice(0, start);
+    const after = input.value.slice(end);
+    const lead = before && !/\s$/.test(before) ? " " : "";
+    const trail = after && !/^\s/.test(after) ? " " : "";
+    input.setRangeText(`${lead}${text}${trail}`, start, end, "end");
+    input.focus();
+  }
+
+  function faqSuggestion(chat, answer) {
+    const item = make("li", "suggest-item");
+    const base = `${chat.prefix}-faq-${answer.id}`;
+    const toggle = make("button", "disclosure");
+    toggle.type = "button";
+    toggle.setAttribute("aria-expanded", "false");
+    toggle.setAttribute("aria-controls", `${base}-answer`);
+    const marker = make("span", "marker");
+    marker.setAttribute("aria-hidden", "true");
+    toggle.append(marker, make("span", "label", answer.question || ""));
+    const facts = make("p", "suggest-facts");
+    facts.appendChild(
+      make("span", "badge", answer.library ? libraryName(answer.library) : "Consortium-wide"),
+    );
+    if (!answer.is_public) facts.appendChild(make("span", "badge warn", "staff only"));
+    const body = make("div", "suggest-answer");
+    body.id = `${base}-answer`;
+    body.hidden = true;
+    const html = make("div", "answer-body");
+    html.innerHTML = answer.answer_html || ""; // sanitised server-side
+    body.appendChild(html);
+    toggle.addEventListener("click", () => {
+      const open = toggle.getAttribute("aria-expanded") !== "true";
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      body.hidden = !open;
+    });
+    item.append(toggle, facts, body);
+    const url = answer.url ? absoluteUrl(answer.url) : "";
+    if (url) {
+      const insert = make("button", "small secondary insert-link", "Insert link");
+      insert.type = "button";
+      insert.appendChild(make("span", "visually-hidden", ` to “${answer.question || "this answer"}” into the reply`));
+      insert.addEventListener("click", () => {
+        if (chat.closed) return;
+        insertIntoComposer(chat, url);
+        announce("Link inserted into the reply.");
+      });
+      facts.appendChild(insert);
+    }
+    return item;
+  }
+
+  function localSuggestion(chat, hit) {
+    const item = make("li", "suggest-item");
+    const head = make("p", "suggest-local-title");
+    head.append(make("strong", "", hit.title || ""), document.createTextNode(" "));
+    head.appendChild(make("span", "muted", hit.library && hit.library.name ? `· ${hit.library.name}` : ""));
+    const snippet = make("p", "snippet");
+    snippet.innerHTML = hit.snippet_html || ""; // escaped text with <mark> only (server-side)
+    item.append(head, snippet);
+    if (Number.isInteger(hit.id)) {
+      const show = make("button", "small link", "Show in card");
+      show.type = "button";
+      show.appendChild(make("span", "visually-hidden", `: ${hit.title || ""}`));
+      show.addEventListener("click", () => {
+        if (!showSectionInCard(chat, hit.id)) announce("That section is not on this chat's cards.");
+      });
+      item.appendChild(show);
+    }
+    return item;
+  }
+
+  async function loadSuggestions(chat) {
+    const panel = chat.suggest;
+    const mine = ++panel.request;
+    panel.status.textContent = "Looking for matching answers…";
+    const result = await api(queryUrl(API.suggestions, { conversation: chat.id }));
+    if (mine !== panel.request || !state.chats.has(chat.id)) return;
+    if (!result.ok) {
+      panel.status.textContent = apiErrorText(result, "Suggestions could not be loaded.");
+      return;
+    }
+    chat.suggestionsLoaded = true;
+    const faq = Array.isArray(result.data.faq) ? result.data.faq : [];
+    const local = Array.isArray(result.data.local_info) ? result.data.local_info : [];
+    panel.faqList.replaceChildren(...faq.map((answer) => faqSuggestion(chat, answer)));
+    panel.localList.replaceChildren(...local.map((hit) => localSuggestion(chat, hit)));
+    panel.faqHeading.hidden = panel.faqList.hidden = !faq.length;
+    panel.localHeading.hidden = panel.localList.hidden = !local.length;
+    const parts = [];
+    if (faq.length) parts.push(`${faq.length} FAQ answer${faq.length === 1 ? "" : "s"}`);
+    if (local.length) parts.push(`${local.length} local info section${local.length === 1 ? "" : "s"}`);
+    panel.status.textContent = parts.length
+      ? `${parts.join(" and ")} match the patron's question.`
+      : "No FAQ answer or local info matches the patron's question.";
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Canned responses: "/" and a few letters in the composer             */
+  /* ------------------------------------------------------------------ */
+
+  const CANNED_TRIGGER = /(^|\s)\/([A-Za-z][\w-]*)$/;
+
+  function cannedTrigger(input) {
+    if (input.selectionStart !== input.selectionEnd) return null;
+    const before = input.value.slice(0, input.selectionStart);
+    const match = CANNED_TRIGGER.exec(before);
+    if (!match) return null;
+    return { start: before.length - match[2].length - 1, end: before.length, query: match[2] };
+  }
+
+  function cannedOpen(chat) {
+    return !chat.refs.canned.hidden && chat.canned.items.length > 0;
+  }
+
+  function closeCanned(chat) {
+    const canned = chat.canned;
+    clearTimeout(canned.timer);
+    if (canned.controller) canned.controller.abort();
+    canned.controller = null;
+    canned.request += 1;
+    canned.pending = false;
+    canned.insertWhenReady = false;
+    canned.items = [];
+    canned.active = -1;
+    chat.refs.canned.hidden = true;
+    chat.refs.canned.replaceChildren();
+    chat.refs.input.removeAttribute("aria-activedescendant");
+  }
+
+  function cannedInput(chat) {
+    const canned = chat.canned;
+    const trigger = chat.closed ? null : cannedTrigger(chat.refs.input);
+    if (!trigger) canned.dismissedAt = -1;
+    if (!trigger || trigger.start === canned.dismissedAt) {
+      if (canned.pending || cannedOpen(chat)) closeCanned(chat);
+      return;
+    }
+    clearTimeout(canned.timer);
+    canned.pending = true;
+    canned.timer = setTimeout(() => fetchCanned(chat, trigger.query), CANNED_DEBOUNCE_MS);
+  }
+
+  async function fetchCanned(chat, query) {
+    const canned = chat.canned;
+    if (canned.controller) canned.controller.abort();
+    canned.controller = new AbortController();
+    const mine = ++canned.request;
+    let result;
+    try {
+      result = await api(queryUrl(API.canned, { conversation: chat.id, q: query }), {
+        signal: canned.controller.signal,
+      });
+    } catch {
+      return; // aborted: a newer request or a close took over
+    }
+    if (mine !== canned.request) return;
+    const trigger = cannedTrigger(chat.refs.input);
+    if (!trigger || trigger.query !== query) return; // typed on: the next request follows
+    canned.pending = false;
+    if (!result.ok) {
+      closeCanned(chat);
+      showChatError(chat, apiErrorText(result, "Canned responses could not be loaded."));
+      return;
+    }
+    const results = Array.isArray(result.data.results) ? result.data.results : [];
+    const insertNow = canned.insertWhenReady;
+    canned.insertWhenReady = false;
+    renderCanned(chat, results, query);
+    if (insertNow && results.length) insertCanned(chat, 0);
+  }
+
+  function renderCanned(chat, results, query) {
+    const canned = chat.canned;
+    const list = chat.refs.canned;
+    const wasOpen = cannedOpen(chat);
+    canned.items = results;
+    canned.active = results.length ? 0 : -1;
+    list.replaceChildren(
+      ...results.map((response, index) => {
+        const option = make("li", "canned-option");
+        option.id = `${chat.prefix}-canned-${index}`;
+        option.setAttribute("role", "option");
+        option.setAttribute("aria-selected", "false");
+        option.dataset.index = String(index);
+        const text = String(response.body_filled ?? response.body ?? "");
+        option.append(
+          make("span", "shortcut", `/${response.shortcut}`),
+          make("span", "title", response.title || ""),
+          make("span", "preview", text.length > 120 ? `${text.slice(0, 119)}…` : text),
+        );
+        return option;
+      }),
+    );
+    if (!results.length) {
+      list.hidden = true;
+      chat.refs.input.removeAttribute("aria-activedescendant");
+      if (wasOpen) announce(`No canned response matches /${query}.`);
+      return;
+    }
+    list.hidden = false;
+    highlightCanned(chat);
+    if (!wasOpen) {
+      announce(
+        `${results.length} canned response${results.length === 1 ? "" : "s"}. ` +
+          "Up and down arrows to choose, Enter or Tab to insert, Escape to close.",
+      );
+    }
+  }
+
+  function highlightCanned(chat) {
+    const canned = chat.canned;
+    const options = chat.refs.canned.children;
+    [...options].forEach((option, index) => {
+      option.setAttribute("aria-selected", index === canned.active ? "true" : "false");
+    });
+    const active = options[canned.active];
+    if (active) {
+      chat.refs.input.setAttribute("aria-activedescendant", active.id);
+      active.scrollIntoView({ block: "nearest" });
+    } else {
+      chat.refs.input.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function insertCanned(chat, index) {
+    const canned = chat.canned;
+    const response = canned.items[index];
+    const input = chat.refs.input;
+    const trigger = cannedTrigger(input);
+    if (!response || !trigger) {
+      closeCanned(chat);
+      return;
+    }
+    const text = String(response.body_filled ?? response.body ?? "");
+    input.setRangeText(text, trigger.start, trigger.end, "end");
+    closeCanned(chat);
+    input.focus();
+    announce(`Inserted “${response.title || response.shortcut}”.`);
+  }
+
+  /* Keys for the canned list; true when the key was used here. */
+  function cannedKeydown(chat, event) {
+    const canned = chat.canned;
+    if (event.isComposing) return false;
+    if (cannedOpen(chat)) {
+      const count = canned.items.length;
+      switch (event.key) {
+        case "ArrowDown":
+          canned.active = (canned.active + 1) % count;
+          highlightCanned(chat);
+          event.preventDefault();
+          return true;
+        case "ArrowUp":
+          canned.active = (canned.active - 1 + count) % count;
+          highlightCanned(chat);
+          event.preventDefault();
+          return true;
+        case "Enter":
+        case "Tab":
+          if (event.shiftKey) return false;
+          event.preventDefault();
+          insertCanned(chat, Math.max(0, canned.active));
+          return true;
+        case "Escape": {
+          const trigger = cannedTrigger(chat.refs.input);
+          canned.dismissedAt = trigger ? trigger.start : -1;
+          closeCanned(chat);
+          event.preventDefault();
+          event.stopPropagation();
+          announce("Canned responses closed.");
+          return true;
+        }
+        default:
+          return false;
+      }
+    }
+    if (event.key === "Enter" && !event.shiftKey && canned.pending && cannedTrigger(chat.refs.input)) {
+      // "/hours" and Enter typed faster than the list loads: insert when it arrives.
+      canned.insertWhenReady = true;
+      event.preventDefault();
+      return true;
+    }
+    return false;
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* FAQ drafts from closed chats                                        */
+  /* ------------------------------------------------------------------ */
+
+  async function draftFaq(chat) {
+    const button = chat.refs.draftButton;
+    const out = chat.refs.draftResult;
+    button.disabled = true;
+    button.textContent = "Saving draft…";
+    out.replaceChildren();
+    const result = await api(API.drafts, { method: "POST", body: { conversation: chat.id } });
+    button.disabled = false;
+    button.textContent = "Draft FAQ entry";
+    if (result.ok) {
+      chat.drafted = true;
+      out.appendChild(document.createTextNode("Draft saved — a library admin can publish it. "));
+      const adminUrl = String(result.data.admin_url || "");
+      if (adminUrl.startsWith("/")) {
+        const link = make("a", "", "Open the draft");
+        link.href = adminUrl;
+        link.target = "_blank";
+        link.rel = "noopener";
+        link.appendChild(make("span", "visually-hidden", " (opens in a new tab)"));
+        out.appendChild(link);
+      }
+      button.hidden = true;
+      out.tabIndex = -1;
+      out.focus();
+    } else {
+      const detail = String((result.data && result.data.detail) || "");
+      out.textContent =
+        result.status === 409 && detail
+          ? `No draft: ${detail}.`
+          : apiErrorText(result, "The draft could not be saved. Try again.");
+    }
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Staff search across every library's local info (sidebar)            */
+  /* ------------------------------------------------------------------ */
+
+  const kb = { timer: null, controller: null, request: 0, last: "" };
+
+  function kbHit(hit) {
+    const item = make("li", "kb-hit");
+    const title = make("h3", "", hit.title || "");
+    const facts = make("p", "kb-facts");
+    facts.append(
+      make("span", "kb-library", hit.library && hit.library.name ? hit.library.name : ""),
+      make("span", "badge", KIND_LABELS[hit.kind] || "Other"),
+    );
+    const snippet = make("p", "snippet");
+    snippet.innerHTML = hit.snippet_html || ""; // escaped text with <mark> only (server-side)
+    item.append(title, facts, snippet);
+    return item;
+  }
+
+  async function searchLocalInfo(raw, { submitted }) {
+    const q = raw.trim().replace(/\s+/g, " ");
+    if (!q) {
+      kb.request += 1;
+      kb.last = "";
+      el.kbResults.replaceChildren();
+      el.kbStatus.textContent = submitted ? "Type a few words to search." : "";
+      return;
+    }
+    if (!submitted && q === kb.last) return;
+    kb.last = q;
+    if (kb.controller) kb.controller.abort();
+    kb.controller = new AbortController();
+    const mine = ++kb.request;
+    let result;
+    try {
+      result = await api(queryUrl(API.localInfoSearch, { q, limit: 20 }), { signal: kb.controller.signal });
+    } catch {
+      return;
+    }
+    if (mine !== kb.request) return;
+    if (!result.ok) {
+      el.kbStatus.textContent = apiErrorText(result, "The search failed. Try again.");
+      kb.last = "";
+      return;
+    }
+    const hits = Array.isArray(result.data.results) ? result.data.results : [];
+    el.kbResults.replaceChildren(...hits.map(kbHit));
+    el.kbStatus.textContent = hits.length
+      ? `${hits.length} section${hits.length === 1 ? "" : "s"} match “${q}”, best first.`
+      : `No local info matches “${q}”.`;
   }
 
   function openChat(frame) {
@@ -739,11 +1413,18 @@
       chat.origin;
     renderPatronFacts(chat, patron, entry);
 
-    const cards = [];
-    if (frame.local_info) cards.push(renderLocalInfo(frame.local_info, "Local info"));
-    if (frame.home_local_info) cards.push(renderLocalInfo(frame.home_local_info, "Patron's home library"));
-    chat.refs.info.replaceChildren(...cards);
-    chat.refs.info.setAttribute("aria-label", "Local information");
+    // A reconnect sends `accepted` again: keep open report forms unless the card changed.
+    const cardsKey = JSON.stringify([frame.local_info || null, frame.home_local_info || null]);
+    if (cardsKey !== chat.cardsKey) {
+      chat.cardsKey = cardsKey;
+      const cards = [];
+      if (frame.local_info) cards.push(renderLocalInfo(frame.local_info, "Local info", chat));
+      if (frame.home_local_info) {
+        cards.push(renderLocalInfo(frame.home_local_info, "Patron's home library", chat));
+      }
+      chat.cards.replaceChildren(...cards);
+    }
+    if (!chat.suggestionsLoaded) loadSuggestions(chat);
 
     for (const message of Array.isArray(frame.history) ? frame.history : []) {
       addMessage(chat, { ...message, conversation: id }, { live: false });
@@ -905,6 +1586,11 @@
     }
     refs.closeButton.textContent = "Close chat";
     refs.transferButton.textContent = "Transfer";
+    if (closed) closeCanned(chat);
+    chat.panel.classList.toggle("is-closed", closed);
+    // A transferred chat is still going on elsewhere: nothing to draft from yet.
+    refs.draftButton.hidden = !closed || Boolean(chat.transferTo) || chat.drafted;
+    if (!closed) refs.draftResult.replaceChildren();
     refs.composer.hidden = closed;
     refs.hint.hidden = closed;
     refs.closeForm.hidden = closed;
@@ -1011,6 +1697,18 @@
   for (const input of el.presenceInputs) input.addEventListener("change", choosePresence);
   el.queueList.addEventListener("click", acceptClicked);
   el.tablist.addEventListener("keydown", tabKeydown);
+  el.kbForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearTimeout(kb.timer);
+    searchLocalInfo(el.kbInput.value, { submitted: true });
+  });
+  el.kbInput.addEventListener("input", () => {
+    clearTimeout(kb.timer);
+    const value = el.kbInput.value;
+    if (value.trim().length >= 3 || !value.trim()) {
+      kb.timer = setTimeout(() => searchLocalInfo(value, { submitted: false }), KB_DEBOUNCE_MS);
+    }
+  });
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden && state.selected) {
       const chat = state.chats.get(state.selected);

@@ -249,6 +249,15 @@
       panel.appendChild(body);
       const actions = document.createElement("div");
       actions.className = "answer-actions";
+      if (offerSelfServe) {
+        const done = document.createElement("button");
+        done.hidden = !chat || chat.status !== "waiting";
+        done.type = "button";
+        done.className = "small answered";
+        done.dataset.selfServed = String(answer.id);
+        done.textContent = "This answered my question";
+        actions.appendChild(done);
+      }
       if (answer.url && /^https?:\/\//i.test(String(answer.url))) {
         const more = document.createElement("a");
         more.href = String(answer.url);
@@ -261,14 +270,6 @@
         more.appendChild(hint);
         actions.appendChild(more);
       }
-      if (offerSelfServe) {
-        const done = document.createElement("button");
-        done.type = "button";
-        done.className = "small answered";
-        done.dataset.selfServed = String(answer.id);
-        done.textContent = "This answered my question";
-        actions.appendChild(done);
-      }
       panel.appendChild(actions);
       li.append(heading, panel);
 
@@ -277,9 +278,23 @@
         toggle.setAttribute("aria-expanded", open ? "true" : "false");
         panel.hidden = !open;
         li.classList.toggle("open", open);
-        if (open) countOpened(answer.id);
+        if (open) {
+          countOpened(answer.id);
+          revealInBox(li);
+        }
       });
       return li;
+    }
+
+    // The waiting box scrolls on its own: bring an opened answer (and its
+    // "This answered my question" button) into view without scrolling the page.
+    function revealInBox(li) {
+      if (root.scrollHeight <= root.clientHeight) return;
+      const box = root.getBoundingClientRect();
+      const rect = li.getBoundingClientRect();
+      if (rect.bottom > box.bottom) {
+        root.scrollTop += Math.min(rect.bottom - box.bottom + 8, rect.top - box.top);
+      }
     }
 
     function render(results) {
@@ -358,20 +373,31 @@
       timer = setTimeout(() => load(query, limit), FAQ_DEBOUNCE_MS);
     }
 
-    return { root, list, load, schedule, clear };
+    return { root, list, heading: $(`${prefix}-suggestions-heading`), load, schedule, clear };
   }
 
   const askSuggestions = suggestionBox("ask", { offerSelfServe: false });
   const waitSuggestions = suggestionBox("wait", { offerSelfServe: true });
   let selfServing = false;
 
+  /* Shown while waiting; after "This answered my question" the answer stays in
+   * view (without the button) so the patron can finish reading it. */
   function showWaitSuggestions(status) {
-    const show = status === "waiting" || (status === "closed" && chat && chat.selfServed);
-    waitSuggestions.root.hidden = !show;
-    waitSuggestions.root.classList.toggle("ended", status !== "waiting");
-    if (status === "waiting" && chat && chat.question) {
-      waitSuggestions.load(chat.question, FAQ_WAIT_LIMIT);
+    const waiting = status === "waiting";
+    const helped = status === "closed" && chat && (chat.selfServed || selfServing);
+    const helpful = waitSuggestions.list.querySelector(".suggestion.helped");
+    const box = waitSuggestions.root;
+    box.hidden = !(waiting || (helped && helpful));
+    for (const button of waitSuggestions.list.querySelectorAll("button[data-self-served]")) {
+      button.hidden = !waiting;
     }
+    for (const item of waitSuggestions.list.children) {
+      item.hidden = Boolean(helped && helpful && item !== helpful);
+    }
+    waitSuggestions.heading.textContent =
+      helped && helpful ? "The answer that helped" : "While you wait: answers that may help";
+    if (helped && helpful) box.scrollTop = 0;
+    if (waiting && chat && chat.question) waitSuggestions.load(chat.question, FAQ_WAIT_LIMIT);
   }
 
   async function selfServe(button) {
@@ -382,6 +408,8 @@
       other.disabled = true;
     }
     button.textContent = "Closing your question…";
+    const item = button.closest(".suggestion");
+    if (item) item.classList.add("helped"); // kept in view when the chat closes
     el.chatError.hidden = true;
     try {
       const response = await fetch(SELF_SERVED_URL.replace("{id}", encodeURIComponent(chat.id)), {
@@ -398,19 +426,22 @@
         chat.selfServed = true;
         chat.selfServedAnswer = answerId;
         saveChat();
-        const item = button.closest(".suggestion");
-        if (item) item.classList.add("helped");
+        waitSuggestions.root.querySelector(".suggestions-status").textContent = "";
         applyStatus({ status: "closed", library: null }, { quiet: false });
         el.stateLine.focus();
         return;
       }
+      if (item) item.classList.remove("helped");
       const error = await readError(response);
       el.chatError.textContent =
-        error.code === "state_conflict"
+        error.code === "state_conflict" && chat.status === "active"
           ? "A librarian has just joined your chat, so it stays open. You can tell them the answer helped."
+          : error.code === "state_conflict"
+          ? "Your question is no longer waiting, so it was not closed here."
           : sentence(error.detail) || "We could not close your question. Please try again.";
       el.chatError.hidden = false;
     } catch {
+      if (item) item.classList.remove("helped");
       el.chatError.textContent = "We could not reach the chat service. Check your connection and try again.";
       el.chatError.hidden = false;
     } finally {
@@ -992,6 +1023,7 @@
     el.chatActions.hidden = true;
     el.connectionLine.hidden = true;
     el.endedActions.hidden = false;
+    waitSuggestions.root.hidden = true;
     forgetChat();
   }
 

@@ -61,8 +61,11 @@
     "box-shadow:0 8px 30px rgba(0,0,0,.3)}" +
     ".panel[hidden]{display:none}" +
     "iframe{display:block;width:100%;height:100%;border:0}" +
-    "@media (max-width:480px){.panel{left:0;right:0;top:0;bottom:80px;width:auto;" +
-    "height:auto;border-radius:0;border:0}}";
+    // On a phone the open panel takes the whole screen (its own Minimise button
+    // closes it), so the launcher never covers the composer.
+    "@media (max-width:480px){.panel{left:0;right:0;top:0;bottom:0;width:auto;" +
+    "height:auto;border-radius:0;border:0}" +
+    ".toggle[aria-expanded=true]{display:none}}";
 
   function mount() {
     var host = document.createElement("div");

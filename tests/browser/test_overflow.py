@@ -41,7 +41,9 @@ def test_unanswered_springfield_chat_overflows_to_shelbyville_within_the_wait(
     screenshot(shelbyville_desk, "desk-overflow-offer")
 
     offer.get_by_role("button", name=re.compile(r"^Accept")).click()
-    expect(shelbyville_desk.get_by_role("tab", name=re.compile("Springfield"))).to_be_visible()
+    expect(
+        shelbyville_desk.get_by_role("tab", name=re.compile("Springfield"))
+    ).to_be_visible()
     expect(springfield_desk.locator(".queue-item", has_text=question)).to_have_count(0)
     # The patron hears of the network, not of "another library".
     expect(patron.locator("#state-line")).to_have_text(

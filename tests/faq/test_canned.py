@@ -124,7 +124,7 @@ def responses(springfield, shelbyville, make_librarian):
             scope=CannedScope.CONSORTIUM,
             shortcut="hours",
             title="Today's hours",
-            body="{library_name} is open {library_hours_today}.",
+            body="{library_name}'s hours today: {library_hours_today}.",
         )
     )
     make(
@@ -182,7 +182,7 @@ def test_desk_gets_visible_responses_filled_for_the_conversation(
         "body_filled": "Hi Pat, I'm Marge from Springfield Public Library.",
     }
     assert by_shortcut["hours"]["body_filled"] == (
-        "Springfield Public Library is open open 24 hours."
+        "Springfield Public Library's hours today: open 24 hours."
     )
     assert by_shortcut["card"]["body_filled"] == (
         "Register at https://www.springfieldlibrary.example"
