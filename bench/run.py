@@ -721,9 +721,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--ramp-rates", help="comma-separated msg/s steps of the throughput ramp; 0 skips it")
     parser.add_argument("--label", default="", help="a note stored with the results (e.g. a variant)")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH",
-                        help="also run the refdesk source tree at PATH as setup refdesk@NAME, "
-                        "interleaved with the others (A/B a patch on a noisy machine)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH[:W]",
+                        help="also run the refdesk source tree at PATH (with W uvicorn workers) "
+                        "as setup refdesk@NAME, interleaved with the others (A/B a patch)")
     args = parser.parse_args(argv)  # fmt: skip
 
     profile = dict(PROFILES["full" if args.full else "default"])
@@ -747,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         shared=args.shared_services,
         librarians_per_library=profile["librarians"],
-        variants=[(f"refdesk@{v.split('=', 1)[0]}", Path(v.split("=", 1)[1])) for v in args.variant],
+        variants=[_variant(v) for v in args.variant],
     )
 
     def terminate(signum, frame):
@@ -798,6 +798,10 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {
                 "uvicorn": "uvicorn <app> " + " ".join(stack.uvicorn_flags),
                 "workers": stack.workers,
+                "variants": {
+                    name: {"tree": str(path), "workers": workers or stack.workers}
+                    for name, path, workers in stack.variants
+                },
                 "celery": f"celery -A refdesk worker --beat --concurrency {stack.celery_concurrency}",
                 "channel_layer": "channels_redis.pubsub.RedisPubSubChannelLayer (refdesk and plain)",
                 "db_pool": "psycopg pool min 2 max 20 per process (refdesk/settings.py)",
@@ -834,6 +838,12 @@ def main(argv: list[str] | None = None) -> int:
         print("[bench] FAILED: messages were lost, duplicated or reordered", flush=True)
         return 1
     return exit_code
+
+
+def _variant(spec: str) -> tuple[str, Path, int | None]:
+    name, _, where = spec.partition("=")
+    path, _, workers = where.partition(":")
+    return f"refdesk@{name}", Path(path), int(workers) if workers else None
 
 
 def _runner():

@@ -150,8 +150,9 @@ class Stack:
     librarians_per_library: int = 4
     quiet_wait: int = 2
     password: str = "refdesk-demo"
-    # (name, source tree) of extra refdesk builds to interleave with the main one
-    variants: list[tuple[str, Path]] = field(default_factory=list)
+    # (name, source tree, uvicorn workers or None) of extra refdesk builds to
+    # interleave with the main one
+    variants: list[tuple[str, Path, int | None]] = field(default_factory=list)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="refdesk-bench-")))
     procs: list[Proc] = field(default_factory=list)
     env: dict = field(default_factory=dict)
@@ -194,7 +195,9 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
         self.builds = {"refdesk": (ROOT, self.env)}
-        for i, (name, tree_root) in enumerate(self.variants, start=1):
+        self.build_workers = {"refdesk": self.workers}
+        for i, (name, tree_root, workers) in enumerate(self.variants, start=1):
+            self.build_workers[name] = workers or self.workers
             db = f"{DB_NAME}_v{i}"
             self._sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             self._sql(f'CREATE DATABASE "{db}"')
@@ -228,18 +231,18 @@ class Stack:
         self.ports = {name: free_port() for name in [*self.builds, "plain", "bare"]}
         uvicorn_flags = [
             "--host", "127.0.0.1",
-            "--workers", str(self.workers),
             "--log-level", "warning",
             "--no-access-log",
             "--no-proxy-headers",
             "--ws", "auto",
         ]  # fmt: skip
-        self.uvicorn_flags = uvicorn_flags
+        self.uvicorn_flags = ["--workers", str(self.workers), *uvicorn_flags]
         for name, (tree_root, env) in self.builds.items():
             self._spawn(
                 f"{name}-web",
                 [str(VENV_BIN / "uvicorn"), "refdesk.asgi:application",
-                 "--port", str(self.ports[name]), *uvicorn_flags],
+                 "--port", str(self.ports[name]),
+                 "--workers", str(self.build_workers[name]), *uvicorn_flags],
                 env=env, cwd=tree_root,
             )  # fmt: skip
             self._spawn(
@@ -252,7 +255,7 @@ class Stack:
         self._spawn(
             "plain-web",
             [str(VENV_BIN / "uvicorn"), "bench.plain_channels:application",
-             "--port", str(self.ports["plain"]), *uvicorn_flags],
+             "--port", str(self.ports["plain"]), *self.uvicorn_flags],
             env={"DJANGO_SETTINGS_MODULE": "bench.plain_settings"},
         )  # fmt: skip
         self._spawn(

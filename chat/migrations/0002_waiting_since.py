@@ -4,20 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chat', '0001_initial'),
+        ("chat", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='conversation',
-            name='waiting_since',
-            field=models.DateTimeField(blank=True, help_text='When the patron started waiting: creation, or the last transfer.', null=True),
+            model_name="conversation",
+            name="waiting_since",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the patron started waiting: creation, or the last transfer.",
+                null=True,
+            ),
         ),
         migrations.AlterField(
-            model_name='conversation',
-            name='offered_at',
-            field=models.DateTimeField(blank=True, help_text='When the chat entered its current step.', null=True),
+            model_name="conversation",
+            name="offered_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the chat entered its current step.",
+                null=True,
+            ),
         ),
     ]

@@ -1,0 +1,368 @@
+"""Accepting, closing, abandoning and transferring conversations."""
+
+import logging
+from datetime import datetime
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from chat import events, policy, selectors
+from chat.exceptions import (
+    AlreadyTaken,
+    ConversationClosed,
+    ConversationNotFound,
+    NotYours,
+    StateConflict,
+)
+from chat.models import (
+    ClosedBy,
+    Conversation,
+    ConversationStatus,
+    Outcome,
+    Sender,
+)
+from chat.services.messages import post_message
+from chat.services.routing import (
+    _announce,
+    _leave_step,
+    _record_step,
+    _route_fields,
+    _send_status,
+    _ticket_if_email,
+)
+from faq import services as faq_services
+from libraries.models import Librarian
+from libraries.selectors import get_library
+from refdesk.errors import NotFound
+from tickets import services as ticket_services
+
+logger = logging.getLogger(__name__)
+
+TOKEN_SALT = "refdesk.chat.patron-token"
+TRANSFER_NOTICE = "A colleague from our network is joining to help with your question."
+
+
+def accept_conversation(
+    *, conversation_id: UUID, librarian: Librarian, now: datetime | None = None
+) -> Conversation:
+    """Give a waiting chat to the first librarian who accepts it; exactly one wins."""
+    now = now or timezone.now()
+    for _ in range(3):
+        with transaction.atomic():
+            seen = Conversation.objects.filter(pk=conversation_id).first()
+            if seen is None:
+                raise ConversationNotFound("no such conversation")
+            if seen.status != ConversationStatus.WAITING:
+                raise AlreadyTaken("another librarian has already taken this chat")
+            eligible = selectors.eligible_library_ids(seen)
+            if librarian.library_id not in eligible:
+                raise NotYours("this chat is offered to another library")
+            # Conditional update: wins only if the chat is still exactly where
+            # this librarian saw it, so racing accepts and escalations have one winner.
+            won = Conversation.objects.filter(
+                pk=conversation_id,
+                status=ConversationStatus.WAITING,
+                queue=seen.queue,
+                queue_library_id=seen.queue_library_id,
+            ).update(
+                status=ConversationStatus.ACTIVE,
+                librarian=librarian,
+                answering_library_id=librarian.library_id,
+                accepted_at=now,
+                escalate_at=None,
+            )
+            if not won:
+                continue
+            _leave_step(conversation_id, "accepted", now)
+            conversation = selectors.get_conversation(conversation_id)
+            events.send_on_commit(
+                [events.library_desks_group(i) for i in sorted(eligible)],
+                {
+                    "type": "queue.withdraw",
+                    "conversation": str(conversation_id),
+                    "reason": "accepted",
+                },
+            )
+            accepted = selectors.accepted_payloads([conversation])[0]
+            events.send_on_commit(
+                events.librarian_desks_group(librarian.pk),
+                {"type": "desk.accepted", "frame": accepted},
+            )
+            _send_status(conversation)
+            return conversation
+    raise AlreadyTaken("this chat moved on while being accepted; try again")
+
+
+def _lock(conversation_id: UUID) -> Conversation:
+    conversation = (
+        Conversation.objects.select_for_update(no_key=True)
+        .filter(pk=conversation_id)
+        .first()
+    )
+    if conversation is None:
+        raise ConversationNotFound("no such conversation")
+    return conversation
+
+
+def _owned_active(conversation_id: UUID, librarian: Librarian) -> Conversation:
+    conversation = _lock(conversation_id)
+    if conversation.librarian_id != librarian.pk:
+        raise NotYours("this chat belongs to another librarian")
+    if conversation.status != ConversationStatus.ACTIVE:
+        raise ConversationClosed(f"the conversation is {conversation.status}")
+    return conversation
+
+
+@transaction.atomic
+def close_conversation(
+    *,
+    conversation_id: UUID,
+    librarian: Librarian,
+    outcome: str = "answered",
+    note: str = "",
+    tags: tuple[str, ...] = (),
+    now: datetime | None = None,
+) -> Conversation:
+    """A librarian ends their chat with an outcome that decides what happens next."""
+    conversation = _owned_active(conversation_id, librarian)
+    conversation.status = ConversationStatus.CLOSED
+    conversation.outcome = outcome
+    conversation.close_note = note
+    conversation.tags = list(tags)
+    conversation.closed_by = ClosedBy.LIBRARIAN
+    conversation.closed_at = now or timezone.now()
+    conversation.save(
+        update_fields=[
+            "status",
+            "outcome",
+            "close_note",
+            "tags",
+            "closed_by",
+            "closed_at",
+        ]
+    )
+    events.send_on_commit(
+        events.librarian_desks_group(librarian.pk),
+        {
+            "type": "desk.closed",
+            "conversation": str(conversation_id),
+            "by": ClosedBy.LIBRARIAN,
+        },
+    )
+    _send_status(conversation)
+    if outcome in ("follow_up_self", "follow_up_home"):
+        ticket_services.create_ticket_from_conversation(
+            conversation=conversation,
+            source=outcome,
+            librarian=librarian,
+            now=conversation.closed_at,
+        )
+    return conversation
+
+
+@transaction.atomic
+def patron_close(*, conversation_id: UUID, now: datetime | None = None) -> Conversation:
+    """The patron leaves: a waiting chat is abandoned, an active one closed."""
+    now = now or timezone.now()
+    conversation = _lock(conversation_id)
+    if conversation.status == ConversationStatus.WAITING:
+        _abandon(conversation, now)
+    elif conversation.status == ConversationStatus.ACTIVE:
+        conversation.status = ConversationStatus.CLOSED
+        conversation.closed_by = ClosedBy.PATRON
+        conversation.closed_at = now
+        conversation.save(update_fields=["status", "closed_by", "closed_at"])
+        events.send_on_commit(
+            events.librarian_desks_group(conversation.librarian_id),
+            {
+                "type": "desk.closed",
+                "conversation": str(conversation_id),
+                "by": ClosedBy.PATRON,
+            },
+        )
+        _send_status(conversation)
+    else:
+        raise ConversationClosed(f"the conversation is already {conversation.status}")
+    return conversation
+
+
+def _abandon(conversation: Conversation, now: datetime) -> None:
+    eligible = selectors.eligible_library_ids(conversation)
+    conversation.status = ConversationStatus.ABANDONED
+    conversation.escalate_at = None
+    conversation.closed_at = now
+    conversation.closed_by = ClosedBy.PATRON
+    conversation.save(update_fields=["status", "escalate_at", "closed_at", "closed_by"])
+    _leave_step(conversation.id, "abandoned", now)
+    events.send_on_commit(
+        [events.library_desks_group(i) for i in sorted(eligible)],
+        {
+            "type": "queue.withdraw",
+            "conversation": str(conversation.id),
+            "reason": "abandoned",
+        },
+    )
+    _send_status(conversation)
+    _ticket_if_email(conversation, "chat_abandoned", now)
+
+
+@transaction.atomic
+def abandon_if_gone(*, conversation_id: UUID, now: datetime | None = None) -> bool:
+    """Abandon a waiting chat whose patron has had no socket for the abandon period."""
+    now = now or timezone.now()
+    conversation = (
+        Conversation.objects.select_for_update(no_key=True, skip_locked=True)
+        .filter(
+            pk=conversation_id,
+            status=ConversationStatus.WAITING,
+            patron_sockets=0,
+            patron_seen_at__lte=now - settings.REFDESK_ABANDON_AFTER,
+        )
+        .first()
+    )
+    if conversation is None:
+        return False
+    _abandon(conversation, now)
+    return True
+
+
+@transaction.atomic
+def close_as_self_served(
+    *, conversation_id: UUID, answer_id: int | None = None, now: datetime | None = None
+) -> Conversation:
+    """The patron found the answer in the FAQ while waiting: end the chat politely.
+
+    Only a waiting chat ends this way (closed, outcome `self_served`, counted on
+    the answer); desks get `withdraw self_served` and the patron `status closed`.
+    """
+    now = now or timezone.now()
+    conversation = _lock(conversation_id)
+    if conversation.status != ConversationStatus.WAITING:
+        raise StateConflict(f"the conversation is {conversation.status}, not waiting")
+    eligible = selectors.eligible_library_ids(conversation)
+    conversation.status = ConversationStatus.CLOSED
+    conversation.outcome = Outcome.SELF_SERVED
+    conversation.close_note = f"FAQ answer {answer_id}" if answer_id else ""
+    conversation.escalate_at = None
+    conversation.closed_at = now
+    conversation.closed_by = ClosedBy.PATRON
+    conversation.save(
+        update_fields=[
+            "status",
+            "outcome",
+            "close_note",
+            "escalate_at",
+            "closed_at",
+            "closed_by",
+        ]
+    )
+    _leave_step(conversation.id, "self_served", now)
+    events.send_on_commit(
+        [events.library_desks_group(i) for i in sorted(eligible)],
+        {
+            "type": "queue.withdraw",
+            "conversation": str(conversation.id),
+            "reason": "self_served",
+        },
+    )
+    _send_status(conversation)
+    if answer_id:
+        faq_services.count_self_served(answer_id=answer_id)
+    logger.info("conversation %s self-served (answer %s)", conversation.id, answer_id)
+    return conversation
+
+
+def patron_connected(*, conversation_id: UUID, now: datetime | None = None) -> None:
+    Conversation.objects.filter(pk=conversation_id).update(
+        patron_sockets=F("patron_sockets") + 1, patron_seen_at=now or timezone.now()
+    )
+
+
+def patron_disconnected(*, conversation_id: UUID, now: datetime | None = None) -> None:
+    Conversation.objects.filter(pk=conversation_id, patron_sockets__gt=0).update(
+        patron_sockets=F("patron_sockets") - 1, patron_seen_at=now or timezone.now()
+    )
+
+
+@transaction.atomic
+def transfer_conversation(
+    *,
+    conversation_id: UUID,
+    librarian: Librarian,
+    to_library: str,
+    note: str = "",
+    now: datetime | None = None,
+) -> Conversation:
+    """Hand an active chat to another library's queue with a briefing note."""
+    now = now or timezone.now()
+    conversation = _owned_active(conversation_id, librarian)
+    try:
+        target = get_library(slug=to_library)
+    except NotFound:
+        raise NotFound(f"no member library {to_library!r}") from None
+    route = policy.route_chat(
+        chat=policy.ChatFacts(
+            origin_id=target.id, home_id=conversation.home_library_id
+        ),
+        staffing=selectors.staffing_snapshot(now=now),
+        after=None,
+        overflow_wait=settings.REFDESK_OVERFLOW_WAIT,
+        now=now,
+    )
+    if route.step == "offline":
+        raise StateConflict(
+            "nobody is available to take this chat; keep it or close it"
+        )
+    fields = _route_fields(route, now)
+    fields.update(
+        queue_library_id=route.queue_library_id or target.id,
+        librarian=None,
+        answering_library=None,
+        accepted_at=None,
+        waiting_since=now,
+        transfer_note=note,
+    )
+    for name, value in fields.items():
+        setattr(conversation, name, value)
+    conversation.save(update_fields=[*fields])
+    _record_step(conversation, route, now)
+    post_message(
+        conversation_id=conversation.id,
+        sender=Sender.SYSTEM,
+        body=TRANSFER_NOTICE,
+        now=now,
+    )
+    events.send_on_commit(
+        events.librarian_desks_group(librarian.pk),
+        {
+            "type": "desk.closed",
+            "conversation": str(conversation_id),
+            "by": ClosedBy.LIBRARIAN,
+        },
+    )
+    _announce(conversation, previously_eligible=set(), reason="transferred")
+    return conversation
+
+
+@transaction.atomic
+def take_offline_for_follow_up(
+    *, conversation_id: UUID, now: datetime | None = None
+) -> Conversation:
+    """Lock a conversation for the patron's follow-up (tickets.services); a waiting
+    chat goes offline at once and desks get `withdraw offline`. Returns the locked
+    row in whatever state it is; the caller decides what the state allows."""
+    now = now or timezone.now()
+    conversation = _lock(conversation_id)
+    if conversation.status == ConversationStatus.WAITING:
+        previously = selectors.eligible_library_ids(conversation)
+        fields = _route_fields(policy.OFFLINE, now)
+        for name, value in fields.items():
+            setattr(conversation, name, value)
+        conversation.save(update_fields=[*fields])
+        _leave_step(conversation.id, "follow_up", now)
+        _record_step(conversation, policy.OFFLINE, now)
+        _announce(conversation, previously_eligible=previously, reason="offline")
+    return conversation
