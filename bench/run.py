@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import loadgen, report
-from bench.stack import ROOT, Stack, cpu_seconds, machine_cpu, rss_bytes
+from bench.stack import ROOT, Stack, all_cpu, cpu_seconds, machine_cpu, rss_bytes
 
 PROFILES = {
     "default": {
@@ -113,6 +113,8 @@ class Meter:
         snap = {
             "t": time.monotonic(),
             "machine": machine_cpu(),
+            "all": all_cpu(),
+            "ours": {p for group in pids.values() for p in group} | {os.getpid()},
             "cpu": {name: cpu_seconds(p) for name, p in pids.items()},
             "loadgen": cpu_seconds([os.getpid()]),
             "rss": {name: rss_bytes(p) for name, p in pids.items()},
@@ -167,14 +169,25 @@ class Meter:
             for name in after["cpu"]
         }
         cpu["loadgen"] = round(after["loadgen"] - before["loadgen"], 3)
+        irq = after["machine"][2] - before["machine"][2]
         machine_busy_cores = busy / total * ncpu if total else 0.0
+        irq_cores = irq / total * ncpu if total else 0.0
         ours = sum(cpu.values()) / seconds if seconds else 0.0
         window = {
             "seconds": round(seconds, 3),
             "cpu_s": cpu,
             "machine_busy_pct": round(100 * busy / total, 1) if total else None,
-            "foreign_cores": round(max(0.0, machine_busy_cores - ours), 2),
+            "irq_cores": round(irq_cores, 2),
+            # busy time of processes that are not the bench's (interrupts excluded)
+            "foreign_cores": round(max(0.0, machine_busy_cores - irq_cores - ours), 2),
             "rss": after["rss"],
+        }
+        others: Counter = Counter()
+        for pid, (comm, used) in after["all"].items():
+            if pid not in after["ours"] and pid in before["all"]:
+                others[comm] += used - before["all"][pid][1]
+        window["foreign_top"] = {
+            k: round(v / seconds, 2) for k, v in others.most_common(4) if v > 0 and seconds
         }
         if "redis" in after:
             calls = {

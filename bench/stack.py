@@ -57,12 +57,15 @@ def wait_until(check, timeout: float, what: str, interval: float = 0.2) -> None:
 
 # /proc readings
 # ----------------------------------------------------------------------
-def machine_cpu() -> tuple[int, int]:
-    """(busy, total) jiffies over all cores, from /proc/stat."""
+def machine_cpu() -> tuple[int, int, int]:
+    """(busy, total, irq) jiffies over all cores, from /proc/stat.
+
+    `irq` (hard and soft interrupts: loopback TCP is mostly softirq) is busy
+    time that no process is charged with."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     values = [int(v) for v in fields[:8]]
     idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values)
+    return sum(values) - idle, sum(values), values[5] + values[6]
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -71,6 +74,21 @@ def _stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     return raw[raw.rindex(")") + 2 :].split()
+
+
+def all_cpu() -> dict[int, tuple[str, float]]:
+    """pid -> (command, CPU seconds) for every process on the machine."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                raw = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            name = raw[raw.index("(") + 1 : raw.rindex(")")]
+            fields = raw[raw.rindex(")") + 2 :].split()
+            found[int(entry)] = (name, (int(fields[11]) + int(fields[12])) / TICK)
+    return found
 
 
 def children_map() -> dict[int, list[int]]:

@@ -11,6 +11,7 @@ from chat.services.desks import (
 )
 from chat.services.messages import librarian_messages_after, post_message, typing_target
 from chat.services.queue import (
+    TRANSFER_NOTICE,
     abandon_if_gone,
     accept_conversation,
     close_as_self_served,
@@ -23,7 +24,6 @@ from chat.services.queue import (
 )
 from chat.services.routing import (
     TOKEN_SALT,
-    TRANSFER_NOTICE,
     check_patron_token,
     escalate_if_due,
     patron_status,

@@ -18,9 +18,6 @@ from libraries.models import Librarian
 
 logger = logging.getLogger(__name__)
 
-TOKEN_SALT = "refdesk.chat.patron-token"
-TRANSFER_NOTICE = "A colleague from our network is joining to help with your question."
-
 
 def desk_heard(*, librarian: Librarian, socket_id: str, available: bool) -> None:
     presence.touch(

@@ -23,9 +23,6 @@ from libraries.models import Librarian
 
 logger = logging.getLogger(__name__)
 
-TOKEN_SALT = "refdesk.chat.patron-token"
-TRANSFER_NOTICE = "A colleague from our network is joining to help with your question."
-
 
 def post_message(
     *,

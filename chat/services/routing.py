@@ -32,7 +32,6 @@ from tickets import services as ticket_services
 logger = logging.getLogger(__name__)
 
 TOKEN_SALT = "refdesk.chat.patron-token"
-TRANSFER_NOTICE = "A colleague from our network is joining to help with your question."
 
 
 def patron_token(conversation_id: UUID) -> str:
