@@ -1,6 +1,13 @@
 """Chat's domain errors; each carries the PROTOCOL.md error code."""
 
-from refdesk.errors import NotFound, RefdeskError, StateConflict, ValidationFailed
+from refdesk.errors import (
+    AlreadyTaken,
+    NotFound,
+    NotYours,
+    RefdeskError,
+    StateConflict,
+    ValidationFailed,
+)
 
 __all__ = [
     "AlreadyTaken",
@@ -18,16 +25,6 @@ __all__ = [
 
 class ConversationNotFound(NotFound):
     pass
-
-
-class AlreadyTaken(RefdeskError):
-    code = "already_taken"
-    status = 409
-
-
-class NotYours(RefdeskError):
-    code = "not_yours"
-    status = 403
 
 
 class ConversationClosed(RefdeskError):

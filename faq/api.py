@@ -13,24 +13,12 @@ from chat import selectors as chat_selectors
 from chat import services as chat_services
 from faq import search, selectors, services
 from faq.models import Answer
+from libraries import cors
 from libraries.api import limit_param, query_text, session_librarian
 from libraries.rendering import render_markdown
-from libraries.selectors import all_widget_origins, get_library, widget_origins
-from refdesk.api import json_api, json_body, rate_limit
+from libraries.selectors import get_library
+from refdesk.api import bearer_token, json_api, json_body, rate_limit
 from refdesk.errors import ValidationFailed
-
-
-def _library_origins(request: HttpRequest, slug: str) -> set[str]:
-    return widget_origins(slug=slug)
-
-
-def _member_origins(request: HttpRequest, **kwargs) -> set[str]:
-    return all_widget_origins()
-
-
-def _bearer(request: HttpRequest) -> str:
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    return credentials.strip() if scheme.lower() == "bearer" else ""
 
 
 def _optional_body(request: HttpRequest) -> dict:
@@ -71,7 +59,7 @@ def public_answer(request: HttpRequest, answer: Answer, slug: str) -> dict:
 
 # Patron API (no login)
 # ----------------------------------------------------------------------
-@json_api(methods=("GET",), origins=_library_origins)
+@json_api(methods=("GET",), origins=cors.library_origins)
 def library_faq(request: HttpRequest, slug: str):
     """Public answers of the library and the consortium matching `q`, best first;
     with no `q`, the answers its patrons found most useful."""
@@ -88,7 +76,7 @@ def library_faq(request: HttpRequest, slug: str):
     return {"results": [public_answer(request, a, slug) for a in answers]}
 
 
-@json_api(methods=("POST",), origins=_member_origins)
+@json_api(methods=("POST",), origins=cors.member_origins)
 def answer_opened(request: HttpRequest, answer_id: int):
     rate_limit(
         request, scope="faq-open", per_minute=settings.REFDESK_FAQ_RATE_PER_MINUTE
@@ -98,11 +86,11 @@ def answer_opened(request: HttpRequest, answer_id: int):
     return {"id": answer_id, "counted": True}
 
 
-@json_api(methods=("POST",), origins=_member_origins)
+@json_api(methods=("POST",), origins=cors.member_origins)
 def self_served(request: HttpRequest, conversation_id: UUID):
     """End a waiting chat as self-served: "this answered my question"."""
     chat_services.check_patron_token(
-        conversation_id=conversation_id, token=_bearer(request)
+        conversation_id=conversation_id, token=bearer_token(request)
     )
     answer_id = _integer(_optional_body(request), "answer", required=False)
     conversation = chat_selectors.get_conversation(conversation_id)

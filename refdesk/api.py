@@ -107,6 +107,12 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
+def bearer_token(request: HttpRequest) -> str:
+    """The credentials of an `Authorization: Bearer …` header, or ""."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else ""
+
+
 def client_address(request: HttpRequest) -> str:
     """The client's address; `X-Forwarded-For` counts only from trusted proxies."""
     address = request.META.get("REMOTE_ADDR", "")

@@ -59,6 +59,20 @@ class StateConflict(RefdeskError):
     status = 409
 
 
+class AlreadyTaken(RefdeskError):
+    """Someone else won the race for a chat or a ticket."""
+
+    code = "already_taken"
+    status = 409
+
+
+class NotYours(RefdeskError):
+    """The chat or ticket belongs to another librarian or library."""
+
+    code = "not_yours"
+    status = 403
+
+
 class TooLarge(RefdeskError):
     code = "too_large"
     status = 413

@@ -9,13 +9,12 @@ from django.utils.crypto import constant_time_compare
 
 from chat.forms import JsonForm
 from chat.services import check_patron_token
+from libraries import cors
 from libraries.selectors import (
-    all_widget_origins,
     get_library,
     librarian_for,
-    widget_origins,
 )
-from refdesk.api import json_api, json_body, rate_limit
+from refdesk.api import bearer_token, json_api, json_body, rate_limit
 from refdesk.errors import (
     Forbidden,
     NotFound,
@@ -27,37 +26,26 @@ from tickets import forms, protocol, selectors, services
 from tickets.models import TicketStatus
 
 
-def _library_origins(request: HttpRequest, slug: str) -> set[str]:
-    return widget_origins(slug=slug)
-
-
-def _member_origins(request: HttpRequest, **kwargs) -> set[str]:
-    return all_widget_origins()
-
-
-def _bearer(request: HttpRequest) -> str:
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    return credentials.strip() if scheme.lower() == "bearer" else ""
-
-
 def _cleaned(form_class: type[JsonForm], request: HttpRequest) -> dict:
     return form_class(json_body(request)).cleaned()
 
 
 # Patron API
 # ----------------------------------------------------------------------
-@json_api(methods=("POST",), origins=_member_origins)
+@json_api(methods=("POST",), origins=cors.member_origins)
 def follow_up(request: HttpRequest, conversation_id: UUID):
     # Credentials before the body: a missing token is 401 whatever was sent.
-    check_patron_token(conversation_id=conversation_id, token=_bearer(request))
+    check_patron_token(conversation_id=conversation_id, token=bearer_token(request))
     data = _cleaned(forms.FollowUpForm, request)
     ticket, created = services.follow_up_conversation(
-        conversation_id=conversation_id, token=_bearer(request), email=data["email"]
+        conversation_id=conversation_id,
+        token=bearer_token(request),
+        email=data["email"],
     )
     return (201 if created else 200), {"ticket": protocol.ticket_ref(ticket)}
 
 
-@json_api(methods=("POST",), origins=_library_origins)
+@json_api(methods=("POST",), origins=cors.library_origins)
 def ask_question(request: HttpRequest, slug: str):
     rate_limit(request, scope="start", per_minute=settings.REFDESK_CHAT_RATE_PER_MINUTE)
     get_library(slug=slug)  # an unknown library is 404 before the body is judged
@@ -66,13 +54,15 @@ def ask_question(request: HttpRequest, slug: str):
     return 201, {"ticket": protocol.ticket_ref(ticket)}
 
 
-@json_api(methods=("POST",), origins=_member_origins)
+@json_api(methods=("POST",), origins=cors.member_origins)
 def email_transcript(request: HttpRequest, conversation_id: UUID):
     rate_limit(request, scope="transcript", per_minute=5)
-    check_patron_token(conversation_id=conversation_id, token=_bearer(request))
+    check_patron_token(conversation_id=conversation_id, token=bearer_token(request))
     data = _cleaned(forms.FollowUpForm, request)
     queued = services.email_transcript(
-        conversation_id=conversation_id, token=_bearer(request), email=data["email"]
+        conversation_id=conversation_id,
+        token=bearer_token(request),
+        email=data["email"],
     )
     return 202, {"queued": queued}
 
@@ -128,7 +118,7 @@ def inbound_email(request: HttpRequest):
     secret = settings.REFDESK_INBOUND_SECRET
     if not secret:
         raise NotFound("the inbound mail endpoint is not enabled")
-    given = _bearer(request)
+    given = bearer_token(request)
     if not given:
         raise Unauthenticated("send Authorization: Bearer <REFDESK_INBOUND_SECRET>")
     if not constant_time_compare(given, secret):

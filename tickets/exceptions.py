@@ -1,9 +1,10 @@
 """Tickets' domain errors; each carries the PROTOCOL.md error code and HTTP status."""
 
 from refdesk.errors import (
+    AlreadyTaken,
     Forbidden,
     NotFound,
-    RefdeskError,
+    NotYours,
     StateConflict,
     ValidationFailed,
 )
@@ -20,13 +21,3 @@ __all__ = [
 
 class TicketNotFound(NotFound):
     pass
-
-
-class AlreadyTaken(RefdeskError):
-    code = "already_taken"
-    status = 409
-
-
-class NotYours(RefdeskError):
-    code = "not_yours"
-    status = 403
