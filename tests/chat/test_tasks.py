@@ -58,9 +58,9 @@ def test_unanswered_local_chat_moves_to_the_consortium_within_the_wait(
 
     step = ConversationStep.objects.get(conversation=conversation, step="overflow")
     lateness = (step.entered_at - conversation.escalate_at).total_seconds()
-    assert 0 <= lateness < 1.0, (
-        lateness
-    )  # never early, and well within a sweep interval
+    print(f"overflow timer lateness: {lateness:.3f} s")
+    # Never early; late by at most the sweep interval (1 s here) + 1 s (issue 7).
+    assert 0 <= lateness < 2.0, lateness
     assert shelbyville.id in moved.offered_library_ids
     assert moved.status == ConversationStatus.WAITING
 
