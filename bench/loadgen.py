@@ -341,11 +341,17 @@ class RelaySetup:
                 t = now_ns()
                 frame = json.loads(raw)
                 conv.received(
-                    side, (frame["s"], frame["n"]), frame["s"], frame["client_id"],
-                    frame["body"], t,
+                    side,
+                    (frame["s"], frame["n"]),
+                    frame["s"],
+                    frame["client_id"],
+                    frame["body"],
+                    t,
                 )
 
-    async def send(self, conv: Conversation, side: str, client_id: str, body: str, n: int):
+    async def send(
+        self, conv: Conversation, side: str, client_id: str, body: str, n: int
+    ):
         frame = {"s": side, "n": n, "client_id": client_id, "body": body}
         await self.sockets[conv.key][side].send(json.dumps(frame))
 
@@ -578,7 +584,9 @@ class RefdeskSetup:
         chosen.load += 1
         state.desk = chosen
         state.accept_sent = now_ns()
-        asyncio.create_task(self._send_quietly(chosen, {"type": "accept", "conversation": cid}))
+        asyncio.create_task(
+            self._send_quietly(chosen, {"type": "accept", "conversation": cid})
+        )
 
     async def _send_quietly(self, desk: Desk, frame: dict) -> None:
         try:
@@ -661,7 +669,9 @@ class RefdeskSetup:
             else:
                 recorder.errors["no_offer_seen"] += 1
             if state.accept_sent and state.accepted_at:
-                recorder.add(f"accept{tag}", (state.accepted_at - state.accept_sent) / 1e6)
+                recorder.add(
+                    f"accept{tag}", (state.accepted_at - state.accept_sent) / 1e6
+                )
             conv.ready.set()
             return conv
 
@@ -685,7 +695,9 @@ class RefdeskSetup:
                 elif kind == "error" and conv.recorder is not None:
                     conv.recorder.errors[f"patron_error:{frame.get('code')}"] += 1
 
-    async def send(self, conv: Conversation, side: str, client_id: str, body: str, n: int):
+    async def send(
+        self, conv: Conversation, side: str, client_id: str, body: str, n: int
+    ):
         if side == "p":
             frame = {"type": "message", "body": body, "client_id": client_id}
             await self.patrons[conv.key].send(json.dumps(frame))
@@ -758,8 +770,10 @@ class RefdeskSetup:
                 )
                 break
             if time.monotonic() > deadline:
-                result["error"] = "no overflow offer before the timeout" if local else (
-                    "no local offer"
+                result["error"] = (
+                    "no overflow offer before the timeout"
+                    if local
+                    else ("no local offer")
                 )
                 break
             await asyncio.sleep(0.02)

@@ -79,6 +79,7 @@ def costs(name: str) -> dict[str, list[str]]:
         return {"app": ["plain-web"], "total": ["plain-web", "redis"]}
     return {"app": ["bare-relay"], "total": ["bare-relay"]}
 
+
 P99_LIMIT_MS = 100.0
 NOISY_FOREIGN_CORES = 0.3
 
@@ -187,7 +188,9 @@ class Meter:
             if pid not in after["ours"] and pid in before["all"]:
                 others[comm] += used - before["all"][pid][1]
         window["foreign_top"] = {
-            k: round(v / seconds, 2) for k, v in others.most_common(4) if v > 0 and seconds
+            k: round(v / seconds, 2)
+            for k, v in others.most_common(4)
+            if v > 0 and seconds
         }
         if "redis" in after:
             calls = {
@@ -195,15 +198,17 @@ class Meter:
             }
             window["redis_calls"] = {k: v for k, v in sorted(calls.items()) if v}
         if statements is not None:
-            window["pg_statements"] = [
-                {"query": q[:160], "calls": c, "ms": round(ms, 1)} for q, c, ms in statements
+            window["pg_statements"] = [  # the 12 most frequent
+                {"query": q[:160], "calls": c, "ms": round(ms, 1)}
+                for q, c, ms in statements[:12]
             ]
             window["pg_calls"] = sum(c for _, c, _ in statements)
         if before.get("pgdb") and after.get("pgdb"):
             names = ["xact_commit", "xact_rollback", "tup_returned", "tup_fetched",
                      "tup_inserted", "tup_updated"]  # fmt: skip
             window["pg_database"] = {
-                n: a - b for n, a, b in zip(names, after["pgdb"], before["pgdb"], strict=True)
+                n: a - b
+                for n, a, b in zip(names, after["pgdb"], before["pgdb"], strict=True)
             }
         return window
 
@@ -233,7 +238,9 @@ class Bench:
         self.setups["plain"] = loadgen.RelaySetup(
             "plain", stack.ports["plain"], "/ws/pair/{pair}/"
         )
-        self.setups["bare"] = loadgen.RelaySetup("bare", stack.ports["bare"], "/pair/{pair}")
+        self.setups["bare"] = loadgen.RelaySetup(
+            "bare", stack.ports["bare"], "/pair/{pair}"
+        )
         self.order = list(self.setups)
 
     def say(self, text: str) -> None:
@@ -266,7 +273,13 @@ class Bench:
         await self.lag.stop()
 
     async def phase(
-        self, name: str, n: int, *, label: str, round_: int = 1, steady: float | None = None
+        self,
+        name: str,
+        n: int,
+        *,
+        label: str,
+        round_: int = 1,
+        steady: float | None = None,
     ) -> dict:
         setup = self.setups[name]
         steady = steady or self.profile["steady"]
@@ -292,7 +305,7 @@ class Bench:
             )
         )
         trickle = None
-        if is_refdesk(name) and label == "level":
+        if is_refdesk(name) and label == "level" and self.profile["trickle_rate"] > 0:
             probes = [asyncio.create_task(self._probes(name, steady))]
             trickle = asyncio.create_task(self._trickle(setup, recorder, steady))
         await exchanging
@@ -337,7 +350,9 @@ class Bench:
 
     async def _probes(self, name: str, steady: float) -> list[dict]:
         refdesk = self.setups[name]
-        timeout = self.stack.quiet_wait + int(self.stack.env["REFDESK_SWEEP_SECONDS"]) + 8
+        timeout = (
+            self.stack.quiet_wait + int(self.stack.env["REFDESK_SWEEP_SECONDS"]) + 8
+        )
         tasks = []
         every = max(2.0, steady / 3)
         for i in range(max(1, int(steady // every))):
@@ -346,7 +361,8 @@ class Bench:
             del i
         found = await asyncio.gather(*tasks, return_exceptions=True)
         return [
-            r if isinstance(r, dict) else {"error": f"{type(r).__name__}: {r}"} for r in found
+            r if isinstance(r, dict) else {"error": f"{type(r).__name__}: {r}"}
+            for r in found
         ]
 
     def _rss(self, names: list[str]) -> int:
@@ -397,18 +413,32 @@ class Bench:
             "open_s": round(open_s, 2),
             "drain_s": round(drain_s, 2),
             "loadgen_lag_ms": dist(lag),
-            "loadgen_cpu_cores": round(window["cpu_s"]["loadgen"] / seconds, 2) if seconds else None,
+            "loadgen_cpu_cores": round(window["cpu_s"]["loadgen"] / seconds, 2)
+            if seconds
+            else None,
             "window": window,
             "integrity": {
                 k: integrity.get(k, 0)
                 for k in ("losses", "duplicates", "reorders", "gaps", "unacknowledged")
             },
             "errors": dict(recorder.errors),
+            # raw samples, pooled over rounds by summarise(); not written out
+            "_samples": {
+                "delivery": lat["p2l"] + lat["l2p"],
+                "p2l": list(lat["p2l"]),
+                "l2p": list(lat["l2p"]),
+                "start_offer": list(lat["start_offer"]),
+                "accept": list(lat["accept"]),
+            },
         }
         base_s = self.baseline.get("seconds") or 0
         if "redis_calls" in window and sent:
             raw = sum(window["redis_calls"].values())
-            idle = sum(self.baseline.get("redis_calls", {}).values()) / base_s * seconds if base_s else 0
+            idle = (
+                sum(self.baseline.get("redis_calls", {}).values()) / base_s * seconds
+                if base_s
+                else 0
+            )
             result["redis_cmds_per_msg"] = {
                 "raw": round(raw / sent, 2),
                 "net_of_idle": round(max(0.0, raw - idle) / sent, 2),
@@ -422,7 +452,9 @@ class Bench:
                 "net_of_idle": round(max(0.0, raw - idle) / sent, 2),
             }
         elif "pg_database" in window and sent:
-            result["db_xacts_per_msg"] = round(window["pg_database"]["xact_commit"] / sent, 2)
+            result["db_xacts_per_msg"] = round(
+                window["pg_database"]["xact_commit"] / sent, 2
+            )
         result["noisy"] = window["foreign_cores"] > NOISY_FOREIGN_CORES
         return result
 
@@ -437,9 +469,17 @@ class Bench:
         self.say(f"ramp: {pairs} conversations per setup open")
         active = list(self.order)
         for step, rate in enumerate(self.profile["ramp_rates"]):
-            order = active[step % len(active):] + active[: step % len(active)] if active else []
+            order = (
+                active[step % len(active) :] + active[: step % len(active)]
+                if active
+                else []
+            )
             for name in order:
                 ok = await self._ramp_step(name, opened[name], rate)
+                if (
+                    not ok
+                ):  # one p99 spike on a shared machine is not a ceiling: retry once
+                    ok = await self._ramp_step(name, opened[name], rate, retry=True)
                 if not ok:
                     active.remove(name)
             if not active:
@@ -447,7 +487,9 @@ class Bench:
         for name in self.order:
             integrity = Counter()
             for conv in opened[name]:
-                integrity.update(loadgen.check_conversation(conv, self.setups[name].order_groups))
+                integrity.update(
+                    loadgen.check_conversation(conv, self.setups[name].order_groups)
+                )
             self.phases.append(
                 {
                     "setup": name,
@@ -456,14 +498,22 @@ class Bench:
                     "opened": len(opened[name]),
                     "integrity": {
                         k: integrity.get(k, 0)
-                        for k in ("losses", "duplicates", "reorders", "gaps", "unacknowledged")
+                        for k in (
+                            "losses",
+                            "duplicates",
+                            "reorders",
+                            "gaps",
+                            "unacknowledged",
+                        )
                     },
                     "errors": opened[name + ":errors"],
                 }
             )
             await self.setups[name].close(opened[name])
 
-    async def _ramp_step(self, name: str, convs: list, rate: float) -> bool:
+    async def _ramp_step(
+        self, name: str, convs: list, rate: float, retry: bool = False
+    ) -> bool:
         setup = self.setups[name]
         recorder = loadgen.Recorder()
         for conv in convs:
@@ -498,9 +548,10 @@ class Bench:
             and outstanding == 0
         )
         result["loadgen_bound"] = (result["loadgen_cpu_cores"] or 0) > 0.9
+        result["retry"] = retry
         self.phases.append(result)
         self.say(
-            f"ramp {name:7} offered {rate:>5}/s delivered {achieved:>7}/s p99={p99} ms "
+            f"ramp {name:7}{' (retry)' if retry else ''} offered {rate:>5}/s delivered {achieved:>7}/s p99={p99} ms "
             f"{'ok' if result['sustained'] else 'FAIL'}  loadgen {result['loadgen_cpu_cores']} cores "
             f"machine {window['machine_busy_pct']}%"
         )
@@ -509,15 +560,24 @@ class Bench:
 
 # Summary, targets, files
 # ----------------------------------------------------------------------
-def summarise(phases: list[dict], probes: list[dict], sweep_s: float, levels: list[int]) -> dict:
+def summarise(
+    phases: list[dict], probes: list[dict], sweep_s: float, levels: list[int]
+) -> dict:
     names = list(dict.fromkeys(p["setup"] for p in phases))
     summary: dict = {"setups": names, "levels": {}, "ramp": {}, "overflow": {}}
     for level in levels:
         row = {}
         for name in names:
-            runs = [p for p in phases if p["kind"] == "level" and p["setup"] == name and p["conversations"] == level]
+            runs = [
+                p
+                for p in phases
+                if p["kind"] == "level"
+                and p["setup"] == name
+                and p["conversations"] == level
+            ]
             if not runs:
                 continue
+
             # Percentiles over the pooled samples are not stored; take the median of the
             # per-round figures and the worst p99.
             def med(path, runs=runs):
@@ -530,22 +590,29 @@ def summarise(phases: list[dict], probes: list[dict], sweep_s: float, levels: li
                 values = [v for v in values if v is not None]
                 return max(values) if values else None
 
+            def pooled(name, q, runs=runs):
+                return pct(
+                    [x for r in runs for x in r.get("_samples", {}).get(name, [])], q
+                )
+
             sent = sum(r["messages_sent"] for r in runs)
             row[name] = {
                 "rounds": len(runs),
                 "messages": sent,
                 "msg_per_s": med("msg_per_s"),
-                "delivery_p50": med("latency.delivery.p50"),
-                "delivery_p95": med("latency.delivery.p95"),
-                "delivery_p99": worst("latency.delivery.p99"),
-                "p2l_p50": med("latency.p2l.p50"),
-                "p2l_p99": worst("latency.p2l.p99"),
-                "l2p_p50": med("latency.l2p.p50"),
-                "l2p_p99": worst("latency.l2p.p99"),
-                "start_offer_p50": med("latency.start_offer.p50"),
-                "start_offer_p99": worst("latency.start_offer.p99"),
-                "accept_p50": med("latency.accept.p50"),
-                "accept_p99": worst("latency.accept.p99"),
+                # percentiles of the samples pooled over the rounds
+                "delivery_p50": pooled("delivery", 50),
+                "delivery_p95": pooled("delivery", 95),
+                "delivery_p99": pooled("delivery", 99),
+                "delivery_p99_worst_round": worst("latency.delivery.p99"),
+                "p2l_p50": pooled("p2l", 50),
+                "p2l_p99": pooled("p2l", 99),
+                "l2p_p50": pooled("l2p", 50),
+                "l2p_p99": pooled("l2p", 99),
+                "start_offer_p50": pooled("start_offer", 50),
+                "start_offer_p99": pooled("start_offer", 99),
+                "accept_p50": pooled("accept", 50),
+                "accept_p99": pooled("accept", 99),
                 "burst_start_offer_p50": med("latency.start_offer_burst.p50"),
                 "burst_start_offer_p99": worst("latency.start_offer_burst.p99"),
                 "burst_accept_p99": worst("latency.accept_burst.p99"),
@@ -560,7 +627,9 @@ def summarise(phases: list[dict], probes: list[dict], sweep_s: float, levels: li
                 "noisy": any(r["noisy"] for r in runs),
                 "opened": min(r["opened"] for r in runs),
                 "errors": sum(sum(r["errors"].values()) for r in runs),
-                "integrity": dict(sum((Counter(r["integrity"]) for r in runs), Counter())),
+                "integrity": dict(
+                    sum((Counter(r["integrity"]) for r in runs), Counter())
+                ),
             }
         keys = ("delivery_p50", "delivery_p95", "delivery_p99",
                 "cpu_ms_per_msg_total", "cpu_ms_per_msg_app", "rss_per_socket_kib")  # fmt: skip
@@ -579,9 +648,22 @@ def summarise(phases: list[dict], probes: list[dict], sweep_s: float, levels: li
         steps = [p for p in phases if p["kind"] == "ramp" and p["setup"] == name]
         passed = [p for p in steps if p["sustained"]]
         summary["ramp"][name] = {
-            "sustained_msg_per_s": max((p["delivered_per_s"] for p in passed), default=0),
-            "highest_offered_passed": max((p["offered_rate"] for p in passed), default=0),
-            "first_failed": next((p["offered_rate"] for p in steps if not p["sustained"]), None),
+            "sustained_msg_per_s": max(
+                (p["delivered_per_s"] for p in passed), default=0
+            ),
+            "highest_offered_passed": max(
+                (p["offered_rate"] for p in passed), default=0
+            ),
+            "first_failed": next(
+                (
+                    rate
+                    for rate in dict.fromkeys(p["offered_rate"] for p in steps)
+                    if not any(
+                        p["sustained"] for p in steps if p["offered_rate"] == rate
+                    )
+                ),
+                None,
+            ),
             "loadgen_bound": any(p["loadgen_bound"] for p in steps),
             "steps": [
                 {
@@ -592,6 +674,7 @@ def summarise(phases: list[dict], probes: list[dict], sweep_s: float, levels: li
                     "ok": p["sustained"],
                     "machine_busy_pct": p["window"]["machine_busy_pct"],
                     "loadgen_cores": p["loadgen_cpu_cores"],
+                    "retry": p.get("retry", False),
                 }
                 for p in steps
             ],
@@ -638,8 +721,9 @@ def targets(summary: dict, phases: list[dict], full: bool) -> list[dict]:
         found.append(_target(
             "1000 concurrent conversations held",
             r1000["opened"] == 1000 and clean,
-            f"{r1000['opened']}/1000 open and exchanging, delivery p99 {r1000['delivery_p99']} ms, "
-            f"integrity {r1000['integrity'] or 'clean'}",
+            f"{r1000['opened']}/1000 open and exchanging, nothing lost "
+            f"({_integrity_text(r1000['integrity'])}); but delivery p50 {r1000['delivery_p50']} ms, "
+            f"p99 {r1000['delivery_p99']} ms at {r1000['msg_per_s']} msg/s offered",
         ))  # fmt: skip
     else:
         found.append({"target": "1000 concurrent conversations held", "met": None,
@@ -668,7 +752,12 @@ def targets(summary: dict, phases: list[dict], full: bool) -> list[dict]:
             "sustained throughput >= 60% of the plain Channels chat",
             ramp["ratio_vs_plain"] >= 0.6,
             f"refdesk {ramp['refdesk']['sustained_msg_per_s']} msg/s vs plain "
-            f"{ramp['plain']['sustained_msg_per_s']} msg/s ({round(100 * ramp['ratio_vs_plain'])}%)",
+            f"{ramp['plain']['sustained_msg_per_s']} msg/s ({round(100 * ramp['ratio_vs_plain'])}%)"
+            + (
+                "; plain never failed, so the ratio is an upper bound"
+                if ramp["plain"]["first_failed"] is None
+                else ""
+            ),
         ))  # fmt: skip
     bad = Counter()
     for p in phases:
@@ -679,7 +768,11 @@ def targets(summary: dict, phases: list[dict], full: bool) -> list[dict]:
         not any(bad.values()),
         ", ".join(f"{k} {v}" for k, v in bad.items()) or "clean",
     ))  # fmt: skip
-    offers = [row["refdesk"]["start_offer_p99"] for row in levels.values() if row.get("refdesk")]
+    offers = [
+        row["refdesk"]["start_offer_p99"]
+        for row in levels.values()
+        if row.get("refdesk")
+    ]
     offers = [o for o in offers if o is not None]
     if offers:
         found.append(_target(
@@ -698,6 +791,13 @@ def targets(summary: dict, phases: list[dict], full: bool) -> list[dict]:
             + (f"; {len(of['failed'])} probes failed" if of["failed"] else ""),
         ))  # fmt: skip
     return found
+
+
+def _integrity_text(found: dict) -> str:
+    return (
+        ", ".join(f"{k} {v}" for k, v in found.items() if k != "unacknowledged")
+        or "clean"
+    )
 
 
 def _target(name: str, met: bool, figures: str) -> dict:
@@ -722,21 +822,53 @@ def machine_info() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="50, 200 and 1000 conversations, longer phases, 2 rounds")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="50, 200 and 1000 conversations, longer phases, 2 rounds",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (W)")
-    parser.add_argument("--shared-services", action="store_true",
-                        help="use PostgreSQL on :5432 and Redis on :6379 instead of throwaway ones")
-    parser.add_argument("--levels", help="comma-separated conversation counts (overrides the profile)")
-    parser.add_argument("--steady", type=float, help="seconds of message exchange per phase")
-    parser.add_argument("--interval", type=float, help="seconds between messages of one side")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="uvicorn worker processes (W)"
+    )
+    parser.add_argument(
+        "--shared-services",
+        action="store_true",
+        help="use PostgreSQL on :5432 and Redis on :6379 instead of throwaway ones",
+    )
+    parser.add_argument(
+        "--levels", help="comma-separated conversation counts (overrides the profile)"
+    )
+    parser.add_argument(
+        "--steady", type=float, help="seconds of message exchange per phase"
+    )
+    parser.add_argument(
+        "--interval", type=float, help="seconds between messages of one side"
+    )
     parser.add_argument("--rounds", type=int)
-    parser.add_argument("--ramp-rates", help="comma-separated msg/s steps of the throughput ramp; 0 skips it")
-    parser.add_argument("--label", default="", help="a note stored with the results (e.g. a variant)")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH[:W]",
-                        help="also run the refdesk source tree at PATH (with W uvicorn workers) "
-                        "as setup refdesk@NAME, interleaved with the others (A/B a patch)")
+    parser.add_argument(
+        "--trickle-rate",
+        type=float,
+        help="chats/s started during refdesk phases (0: none)",
+    )
+    parser.add_argument(
+        "--ramp-rates",
+        help="comma-separated msg/s steps of the throughput ramp; 0 skips it",
+    )
+    parser.add_argument(
+        "--label", default="", help="a note stored with the results (e.g. a variant)"
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=PATH[:W]",
+        help="also run the refdesk source tree at PATH (with W uvicorn workers) "
+        "as setup refdesk@NAME, interleaved with the others (A/B a patch)",
+    )
     args = parser.parse_args(argv)  # fmt: skip
 
     profile = dict(PROFILES["full" if args.full else "default"])
@@ -748,8 +880,12 @@ def main(argv: list[str] | None = None) -> int:
         profile["interval"] = args.interval
     if args.rounds:
         profile["rounds"] = args.rounds
+    if args.trickle_rate is not None:
+        profile["trickle_rate"] = args.trickle_rate
     if args.ramp_rates is not None:
-        profile["ramp_rates"] = [int(x) for x in args.ramp_rates.split(",") if int(x) > 0]
+        profile["ramp_rates"] = [
+            int(x) for x in args.ramp_rates.split(",") if int(x) > 0
+        ]
 
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -767,6 +903,9 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    # Ctrl-C stops the run even when started from a shell that ignores SIGINT
+    # in background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     result: dict = {}
     exit_code = 0
     bench = None
@@ -794,7 +933,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(stack.workdir, ignore_errors=True)
 
     if bench is None or not bench.phases:
-        print(json.dumps({"failure": result.get("failure"), "logs": tails}, indent=1)[-4000:])
+        print(
+            json.dumps({"failure": result.get("failure"), "logs": tails}, indent=1)[
+                -4000:
+            ]
+        )
         return exit_code or 2
     sweep_s = float(stack.env.get("REFDESK_SWEEP_SECONDS", 5))
     summary = summarise(bench.phases, bench.probes, sweep_s, profile["levels"])
@@ -835,10 +978,15 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     failed_integrity = any(
-        any(p.get("integrity", {}).get(k) for k in ("losses", "duplicates", "reorders", "gaps"))
+        any(
+            p.get("integrity", {}).get(k)
+            for k in ("losses", "duplicates", "reorders", "gaps")
+        )
         for p in bench.phases
     )
     result["ok"] = exit_code == 0 and not failed_integrity
+    for phase in bench.phases:
+        phase.pop("_samples", None)
     (out / f"{stamp}.json").write_text(json.dumps(result, indent=1, default=str))
     markdown = report.markdown(result, png_name=f"{stamp}.png")
     (out / f"{stamp}.md").write_text(markdown)

@@ -23,7 +23,9 @@ def main() -> None:
     parser.add_argument("--per-library", type=int, default=4)
     parser.add_argument("--chats-per-librarian", type=int, default=1000)
     parser.add_argument("--quiet-wait", type=int, default=2)
-    parser.add_argument("--password", default=os.environ.get("DEMO_PASSWORD", "refdesk-demo"))
+    parser.add_argument(
+        "--password", default=os.environ.get("DEMO_PASSWORD", "refdesk-demo")
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refdesk.settings")

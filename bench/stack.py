@@ -171,7 +171,9 @@ class Stack:
     # (name, source tree, uvicorn workers or None) of extra refdesk builds to
     # interleave with the main one
     variants: list[tuple[str, Path, int | None]] = field(default_factory=list)
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="refdesk-bench-")))
+    workdir: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="refdesk-bench-"))
+    )
     procs: list[Proc] = field(default_factory=list)
     env: dict = field(default_factory=dict)
     ports: dict = field(default_factory=dict)
@@ -230,7 +232,9 @@ class Stack:
         for name, (tree_root, env) in self.builds.items():
             self.dbs[name] = env["DATABASE_URL"].rsplit("/", 1)[1]
             self._python("manage.py", "migrate", "--noinput", cwd=tree_root, env=env)
-            self._python("manage.py", "seed_demo", "--always-open", cwd=tree_root, env=env)
+            self._python(
+                "manage.py", "seed_demo", "--always-open", cwd=tree_root, env=env
+            )
             out = self._python(
                 "-m",
                 "bench.seed",
@@ -278,20 +282,32 @@ class Stack:
         )  # fmt: skip
         self._spawn(
             "bare-relay",
-            [sys.executable, "-m", "bench.bare_relay", "--port", str(self.ports["bare"])],
+            [
+                sys.executable,
+                "-m",
+                "bench.bare_relay",
+                "--port",
+                str(self.ports["bare"]),
+            ],
         )
         for name in self.ports:
-            wait_until(lambda n=name: self._listening(self.ports[n]), 60, f"{name} server")
+            wait_until(
+                lambda n=name: self._listening(self.ports[n]), 60, f"{name} server"
+            )
         for name in self.builds:
             wait_until(
-                lambda n=name: urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.ports[n]}/api/v1/libraries/", timeout=5
-                ).status
-                == 200,
+                lambda n=name: (
+                    urllib.request.urlopen(
+                        f"http://127.0.0.1:{self.ports[n]}/api/v1/libraries/", timeout=5
+                    ).status
+                    == 200
+                ),
                 60,
                 f"{name} HTTP API",
             )
-            wait_until(lambda n=name: self._celery_ready(n), 60, f"{name} Celery worker")
+            wait_until(
+                lambda n=name: self._celery_ready(n), 60, f"{name} Celery worker"
+            )
         self.timings["servers_s"] = round(time.monotonic() - t0, 2)
 
     def _listening(self, port: int) -> bool:
@@ -342,15 +358,22 @@ class Stack:
 
     # PostgreSQL
     def _start_postgres(self) -> None:
-        dirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: float(p.parent.name))
+        dirs = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"),
+            key=lambda p: float(p.parent.name),
+        )
         if not dirs and shutil.which("initdb"):
             dirs = [Path(shutil.which("initdb")).parent]
         if not dirs:
-            raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) not found; try --shared-services")
+            raise RuntimeError(
+                "PostgreSQL binaries (initdb, pg_ctl) not found; try --shared-services"
+            )
         self._pg_bin = dirs[-1]
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
-            self._pg_dir = Path(tempfile.mkdtemp(prefix="refdesk-bench-pg-", dir="/tmp"))
+            self._pg_dir = Path(
+                tempfile.mkdtemp(prefix="refdesk-bench-pg-", dir="/tmp")
+            )
             os.chown(self._pg_dir, user.pw_uid, user.pw_gid)
             self._pg_as = ["runuser", "-u", "postgres", "--"]
         else:
@@ -442,7 +465,9 @@ class Stack:
         found = {p.name: p.pids(kids) for p in self.procs if p.popen.poll() is None}
         if self.pg.get("mode") == "own":
             with contextlib.suppress(OSError, ValueError):
-                pid = int((self._pg_dir / "data" / "postmaster.pid").read_text().split()[0])
+                pid = int(
+                    (self._pg_dir / "data" / "postmaster.pid").read_text().split()[0]
+                )
                 found["postgres"] = tree(pid, kids)
         return found
 
@@ -496,7 +521,9 @@ class Stack:
                 found[proc.name] = sum(
                     1
                     for line in text.splitlines()
-                    if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback")
+                    if " ERROR " in line
+                    or " CRITICAL " in line
+                    or line.startswith("Traceback")
                 )
         return found
 

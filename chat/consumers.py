@@ -15,6 +15,7 @@ from django.conf import settings
 
 from chat import events, protocol, selectors, services
 from chat.models import Sender
+from chat.ordering import SeqOrder
 from refdesk.errors import Forbidden, RefdeskError
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class PatronConsumer(RefdeskConsumer):
 
     conversation_id: UUID
     joined = False
+    order: SeqOrder | None = None
 
     async def connect(self):
         self.conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
@@ -133,9 +135,17 @@ class PatronConsumer(RefdeskConsumer):
         for frame in await messages_after(self.conversation_id, after_seq):
             await self.send_json(frame)
             last_seq = frame["seq"]
+        if self.order is None:
+            self.order = SeqOrder(self.send_json, self.fetch_after, last_seq)
+        self.order.sent_up_to(last_seq)
         return last_seq
 
+    async def fetch_after(self, after_seq: int) -> list[dict]:
+        return await messages_after(self.conversation_id, after_seq)
+
     async def disconnect(self, code):
+        if self.order is not None:
+            self.order.close()
         if self.joined:
             await self.channel_layer.group_discard(
                 events.conversation_group(self.conversation_id), self.channel_name
@@ -170,7 +180,9 @@ class PatronConsumer(RefdeskConsumer):
                 await patron_close(conversation_id=self.conversation_id)
 
     async def conversation_message(self, event):
-        await self.send_json(event["message"])
+        if self.order is None:  # before the history went out: it will include this
+            return
+        await self.order.push(event["message"])
 
     async def conversation_status(self, event):
         self.librarian_id = event.get("librarian_id")
@@ -206,6 +218,7 @@ class DeskConsumer(RefdeskConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = tuple(groups)
         self.in_view: set[str] = set()
+        self.orders: dict[str, SeqOrder] = {}
         self.available = True
         self.last_heard = 0.0
         await self.accept()
@@ -215,9 +228,12 @@ class DeskConsumer(RefdeskConsumer):
         owned = await active_conversations_of(self.librarian.pk)
         if owned:
             for frame in await accepted_payloads(owned):
+                self.track(frame)
                 await self.send_json(frame)
 
     async def disconnect(self, code):
+        for order in getattr(self, "orders", {}).values():
+            order.close()
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         if self.librarian is not None and self.groups_joined:
@@ -296,6 +312,8 @@ class DeskConsumer(RefdeskConsumer):
                 for message in frames:
                     await self.send_json(message)
                 last_seq = frames[-1]["seq"] if frames else after_seq
+                if (order := self.orders.get(str(cid))) is not None:
+                    order.sent_up_to(last_seq)
                 await self.send_json(
                     {"type": "resumed", "conversation": str(cid), "last_seq": last_seq}
                 )
@@ -334,12 +352,30 @@ class DeskConsumer(RefdeskConsumer):
             )
 
     async def desk_accepted(self, event):
+        self.track(event["frame"])
         await self.send_json(event["frame"])
 
+    def track(self, accepted: dict) -> None:
+        """Deliver an accepted chat's messages in seq order from its history on."""
+        conversation_id = accepted["conversation"]
+
+        async def fetch(after_seq: int) -> list[dict]:
+            return await librarian_messages_after(
+                conversation_id=UUID(conversation_id),
+                librarian=self.librarian,
+                after_seq=after_seq,
+            )
+
+        last_seq = max((m["seq"] for m in accepted["history"]), default=0)
+        self.orders[conversation_id] = SeqOrder(self.send_json, fetch, last_seq)
+
     async def conversation_message(self, event):
-        await self.send_json(
-            protocol.desk_message(event["message"], event["conversation"])
-        )
+        frame = protocol.desk_message(event["message"], event["conversation"])
+        order = self.orders.get(event["conversation"])
+        if order is None:
+            await self.send_json(frame)
+        else:
+            await order.push(frame)
 
     async def desk_typing(self, event):
         await self.send_json(
@@ -351,6 +387,8 @@ class DeskConsumer(RefdeskConsumer):
         )
 
     async def desk_closed(self, event):
+        if (order := self.orders.pop(event["conversation"], None)) is not None:
+            order.close()
         await self.send_json(
             {"type": "closed", "conversation": event["conversation"], "by": event["by"]}
         )

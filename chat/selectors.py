@@ -1,5 +1,6 @@
 """Reads for the chat: conversations, history, desk queues, the staffing snapshot."""
 
+import functools
 import statistics
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -114,6 +115,13 @@ def active_conversations_of(librarian_id: int) -> list[Conversation]:
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _rendered(body: str) -> str:
+    """Markdown + sanitising is a pure function of the text: render each text once
+    per process (a card is rendered for every accept, on every desk reconnect)."""
+    return str(render_markdown(body))
+
+
 def local_info(library: Library, *, now: datetime | None = None) -> dict:
     """The staff-only local info card of a library, sections rendered and sanitised."""
     now = now or timezone.now()
@@ -134,7 +142,7 @@ def local_info(library: Library, *, now: datetime | None = None) -> dict:
                 "id": s.id,
                 "title": s.title,
                 "kind": s.kind,
-                "body_html": str(render_markdown(s.body)),
+                "body_html": _rendered(s.body),
             }
             for s in library.local_info.all()
         ],

@@ -1,0 +1,73 @@
+"""Deliver one conversation's messages to one socket in `seq` order.
+
+Messages are stored in `seq` order, but each is published after commit by
+whichever web process stored it, so two sent close together from two processes
+(a patron on one, the librarian on another) can arrive swapped. A frame whose
+predecessor has not arrived yet is held back; if the gap is still open after
+`gap_wait` seconds, the missing messages are read from the database (delivery
+over the channel layer is at most once, so a gap may never close by itself).
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+Frame = dict
+Send = Callable[[Frame], Awaitable[None]]
+Fetch = Callable[[int], Awaitable[list[Frame]]]
+
+
+class SeqOrder:
+    def __init__(
+        self, send: Send, fetch: Fetch, last_seq: int = 0, gap_wait: float = 0.05
+    ):
+        self.send = send
+        self.fetch = fetch
+        self.last = last_seq
+        self.gap_wait = gap_wait
+        self.held: dict[int, Frame] = {}
+        self.filler: asyncio.Task | None = None
+
+    def sent_up_to(self, seq: int) -> None:
+        """Record frames sent outside this buffer (history, resume)."""
+        self.last = max(self.last, seq)
+        for held in [s for s in self.held if s <= self.last]:
+            del self.held[held]
+
+    async def push(self, frame: Frame) -> None:
+        seq = frame["seq"]
+        if seq <= self.last:
+            return  # already sent: history, a resume or a gap fill
+        if seq != self.last + 1:
+            self.held[seq] = frame
+            if self.filler is None:
+                self.filler = asyncio.ensure_future(self._fill_gap())
+            return
+        await self._emit(frame)
+
+    async def _emit(self, frame: Frame) -> None:
+        self.last = frame["seq"]
+        await self.send(frame)
+        while self.last + 1 in self.held:
+            following = self.held.pop(self.last + 1)
+            self.last = following["seq"]
+            await self.send(following)
+        if not self.held and self.filler is not None:
+            self.filler.cancel()
+            self.filler = None
+
+    async def _fill_gap(self) -> None:
+        await asyncio.sleep(self.gap_wait)
+        self.filler = None
+        if not self.held:
+            return
+        for frame in await self.fetch(self.last):
+            if frame["seq"] > self.last:
+                self.held.pop(frame["seq"], None)
+                self.last = frame["seq"]
+                await self.send(frame)
+        self.sent_up_to(self.last)
+
+    def close(self) -> None:
+        if self.filler is not None:
+            self.filler.cancel()
+            self.filler = None

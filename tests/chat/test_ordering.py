@@ -1,0 +1,63 @@
+"""The per-socket seq buffer: swapped frames leave in order, gaps are filled."""
+
+import asyncio
+
+import pytest
+
+from chat.ordering import SeqOrder
+
+pytestmark = pytest.mark.asyncio
+
+
+def frame(seq: int) -> dict:
+    return {"type": "message", "seq": seq}
+
+
+async def _buffer(last: int = 0, stored: tuple[int, ...] = ()):
+    sent: list[int] = []
+
+    async def send(f):
+        sent.append(f["seq"])
+
+    async def fetch(after):
+        return [frame(s) for s in stored if s > after]
+
+    return SeqOrder(send, fetch, last, gap_wait=0.01), sent
+
+
+async def test_swapped_frames_leave_in_seq_order():
+    order, sent = await _buffer(last=3)
+    await order.push(frame(5))
+    await order.push(frame(4))
+    assert sent == [4, 5]
+
+
+async def test_frames_already_sent_are_dropped():
+    order, sent = await _buffer(last=3)
+    await order.push(frame(2))
+    await order.push(frame(3))
+    await order.push(frame(4))
+    assert sent == [4]
+
+
+async def test_a_gap_that_stays_open_is_filled_from_the_database():
+    order, sent = await _buffer(last=1, stored=(2, 3))
+    await order.push(frame(3))  # 2 was lost on the channel layer
+    await asyncio.sleep(0.05)
+    assert sent == [2, 3]
+
+
+async def test_history_sent_outside_the_buffer_moves_it_on():
+    order, sent = await _buffer(last=0)
+    order.sent_up_to(7)
+    await order.push(frame(7))
+    await order.push(frame(8))
+    assert sent == [8]
+
+
+async def test_first_frame_of_a_fresh_buffer_waits_for_seq_one():
+    order, sent = await _buffer(last=0, stored=(1, 2))
+    await order.push(frame(2))
+    assert sent == []
+    await asyncio.sleep(0.05)
+    assert sent == [1, 2]
