@@ -27,12 +27,7 @@ CLOSE_TOO_BIG = 1009
 get_conversation = database_sync_to_async(selectors.get_conversation)
 messages_after = database_sync_to_async(selectors.messages_after)
 patron_status = database_sync_to_async(services.patron_status)
-# The message path runs off the shared thread: every other consumer call of a
-# process queues on one thread (thread-sensitive, no ThreadSensitiveContext in
-# consumers). A socket still awaits its own messages one by one, so a sender's
-# order holds; messages of different senders may publish out of order, which
-# `SeqOrder` puts right on every receiving socket.
-post_message = database_sync_to_async(services.post_message, thread_sensitive=False)
+post_message = database_sync_to_async(services.post_message)
 patron_close = database_sync_to_async(services.patron_close)
 patron_connected = database_sync_to_async(services.patron_connected)
 patron_disconnected = database_sync_to_async(services.patron_disconnected)
