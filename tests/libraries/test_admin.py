@@ -26,15 +26,6 @@ from libraries.models import (
 PASSWORD = "saxophone-jazz-42"
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """PBKDF2 costs ~0.5 s a user; these tests are about roles, not hashing.
-
-    TODO(#2): move to tests/conftest.py for the whole suite.
-    """
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def url(name: str, *args) -> str:
     return reverse(f"admin:libraries_{name}", args=args)
 

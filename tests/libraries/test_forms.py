@@ -22,15 +22,6 @@ TIMEZONE_MESSAGE = (
 )
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """PBKDF2 costs ~0.5 s a user; these tests are about roles, not hashing.
-
-    TODO(#2): move to tests/conftest.py for the whole suite.
-    """
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def formset_data(prefix: str, rows: list[dict], initial: int = 0) -> dict[str, str]:
     data = {
         f"{prefix}-TOTAL_FORMS": str(len(rows)),

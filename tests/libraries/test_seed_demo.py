@@ -26,12 +26,6 @@ SLUGS = {"springfield", "shelbyville", "ogdenville"}
 LIBRARIAN_USERNAMES = {f"{slug}-{n}" for slug in SLUGS for n in (1, 2)}
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # Seven real PBKDF2 hashes per seeding would dominate these tests.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def seed(*args: str) -> str:
     out = StringIO()
     call_command("seed_demo", *args, stdout=out)

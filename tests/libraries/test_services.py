@@ -12,15 +12,6 @@ from refdesk.errors import Forbidden, StateConflict, ValidationFailed
 NOW = datetime(2026, 3, 9, 15, 30, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """PBKDF2 costs ~0.5 s a user; these tests are about roles, not hashing.
-
-    TODO(#2): move to tests/conftest.py for the whole suite.
-    """
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def reload(librarian: Librarian) -> Librarian:
     return Librarian.objects.select_related("user").get(pk=librarian.pk)
 
