@@ -8,6 +8,7 @@ to PostgreSQL and Redis with no code change.
 """
 
 import os
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -119,6 +120,14 @@ TEMPLATES = [
 ]
 
 STATIC_URL = "/static/"
+# WhiteNoise streams files with synchronous iterators, which Django's ASGI
+# handler serves through a thread and warns about on every file; production
+# puts a caching proxy in front of /static/, so the warning is only noise.
+warnings.filterwarnings(
+    "ignore",
+    message="StreamingHttpResponse must consume synchronous iterators",
+    module="django.core.handlers.asgi",
+)
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve straight from the app folders when collectstatic has not run (demo, tests).
@@ -193,7 +202,7 @@ CACHES = {
     )
 }
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 # The web process starts a worker and beat itself when there is no broker to share.
 REFDESK_EMBEDDED_WORKER = not REDIS_URL
 CELERY_TASK_ACKS_LATE = True
