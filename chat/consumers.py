@@ -84,7 +84,8 @@ class RefdeskConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
     async def on_frame(self, content: dict) -> None:
-        raise NotImplementedError
+        """Handle one decoded frame; each socket type defines its own."""
+        raise NotImplementedError(f"{type(self).__name__} must handle frames")
 
 
 def _context(content: dict, key: str) -> str | None:
