@@ -1,7 +1,8 @@
 """WebSocket consumers: the patron's chat socket and the librarian's desk socket.
 
 Thin by design: authenticate, join groups, parse frames with `protocol`, call
-services through `database_sync_to_async`, and turn layer events into frames.
+services (through `database_sync_to_async`, except the message path, which has
+its own async service), and turn layer events into frames.
 """
 
 import logging
@@ -27,7 +28,6 @@ CLOSE_TOO_BIG = 1009
 get_conversation = database_sync_to_async(selectors.get_conversation)
 messages_after = database_sync_to_async(selectors.messages_after)
 patron_status = database_sync_to_async(services.patron_status)
-post_message = database_sync_to_async(services.post_message)
 patron_close = database_sync_to_async(services.patron_close)
 patron_connected = database_sync_to_async(services.patron_connected)
 patron_disconnected = database_sync_to_async(services.patron_disconnected)
@@ -156,14 +156,14 @@ class PatronConsumer(RefdeskConsumer):
     async def on_frame(self, content: dict) -> None:
         match protocol.parse_patron_frame(content):
             case protocol.SendMessage(body=body, client_id=client_id):
-                message, stored = await post_message(
+                message, stored = await services.apost_message(
                     conversation_id=self.conversation_id,
                     sender=Sender.PATRON,
                     body=body,
                     client_id=client_id,
                 )
                 if not stored:  # a retry: the stored message is the acknowledgement
-                    await self.send_json(protocol.message(message))
+                    await self.send_json(message)
             case protocol.Typing():
                 for group in await typing_target(conversation_id=self.conversation_id):
                     await self.channel_layer.group_send(
@@ -220,6 +220,7 @@ class DeskConsumer(RefdeskConsumer):
         self.groups_joined = tuple(groups)
         self.in_view: set[str] = set()
         self.orders: dict[str, SeqOrder] = {}
+        self.followed: set[str] = set()
         self.available = True
         self.last_heard = 0.0
         await self.accept()
@@ -228,13 +229,16 @@ class DeskConsumer(RefdeskConsumer):
         await self.send_queue()
         owned = await active_conversations_of(self.librarian.pk)
         if owned:
+            # Join first, then read: what is stored in between is in the history.
+            for conversation_id in owned:
+                await self.follow(str(conversation_id))
             for frame in await accepted_payloads(owned):
                 self.track(frame)
                 await self.send_json(frame)
 
     async def disconnect(self, code):
-        for order in getattr(self, "orders", {}).values():
-            order.close()
+        for conversation_id in list(getattr(self, "followed", ())):
+            await self.unfollow(conversation_id)
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         if self.librarian is not None and self.groups_joined:
@@ -288,7 +292,7 @@ class DeskConsumer(RefdeskConsumer):
                     conversation_id=conversation_id, librarian=self.librarian
                 )
             case protocol.SendMessage(body=body, client_id=client_id, conversation=cid):
-                message, stored = await post_message(
+                message, stored = await services.apost_message(
                     conversation_id=cid,
                     sender=Sender.LIBRARIAN,
                     body=body,
@@ -296,9 +300,7 @@ class DeskConsumer(RefdeskConsumer):
                     librarian=self.librarian,
                 )
                 if not stored:
-                    await self.send_json(
-                        protocol.desk_message(protocol.message(message), cid)
-                    )
+                    await self.send_json(protocol.desk_message(message, cid))
             case protocol.Typing(conversation=cid):
                 for group in await typing_target(
                     conversation_id=cid, librarian=self.librarian
@@ -353,10 +355,32 @@ class DeskConsumer(RefdeskConsumer):
             )
 
     async def desk_accepted(self, event):
-        self.track(event["frame"])
-        await self.send_json(event["frame"])
+        frame = event["frame"]
+        order = self.track(frame)
+        await self.send_json(frame)
+        # Messages stored between the accept and joining the conversation's
+        # group were published before this socket listened: read them.
+        await self.follow(frame["conversation"])
+        await order.catch_up()
 
-    def track(self, accepted: dict) -> None:
+    async def follow(self, conversation_id: str) -> None:
+        """Join the conversation's group: its messages are published there once."""
+        if conversation_id not in self.followed:
+            self.followed.add(conversation_id)
+            await self.channel_layer.group_add(
+                events.conversation_group(conversation_id), self.channel_name
+            )
+
+    async def unfollow(self, conversation_id: str) -> None:
+        if (order := self.orders.pop(conversation_id, None)) is not None:
+            order.close()
+        if conversation_id in self.followed:
+            self.followed.discard(conversation_id)
+            await self.channel_layer.group_discard(
+                events.conversation_group(conversation_id), self.channel_name
+            )
+
+    def track(self, accepted: dict) -> SeqOrder:
         """Deliver an accepted chat's messages in seq order from its history on."""
         conversation_id = accepted["conversation"]
 
@@ -368,15 +392,23 @@ class DeskConsumer(RefdeskConsumer):
             )
 
         last_seq = max((m["seq"] for m in accepted["history"]), default=0)
-        self.orders[conversation_id] = SeqOrder(self.send_json, fetch, last_seq)
+        if (previous := self.orders.get(conversation_id)) is not None:
+            previous.close()
+        order = SeqOrder(self.send_json, fetch, last_seq)
+        self.orders[conversation_id] = order
+        return order
 
     async def conversation_message(self, event):
-        frame = protocol.desk_message(event["message"], event["conversation"])
         order = self.orders.get(event["conversation"])
-        if order is None:
-            await self.send_json(frame)
-        else:
-            await order.push(frame)
+        if order is None:  # joined, history not sent yet: the history has it
+            return
+        await order.push(protocol.desk_message(event["message"], event["conversation"]))
+
+    async def conversation_status(self, event):
+        """The patron's status, on the conversation's group: not for desks."""
+
+    async def conversation_typing(self, event):
+        """The librarian's own typing, echoed by the conversation's group."""
 
     async def desk_typing(self, event):
         await self.send_json(
@@ -388,8 +420,7 @@ class DeskConsumer(RefdeskConsumer):
         )
 
     async def desk_closed(self, event):
-        if (order := self.orders.pop(event["conversation"], None)) is not None:
-            order.close()
+        await self.unfollow(event["conversation"])
         await self.send_json(
             {"type": "closed", "conversation": event["conversation"], "by": event["by"]}
         )

@@ -12,7 +12,9 @@ logger = logging.getLogger(__name__)
 
 
 def conversation_group(conversation_id: UUID | str) -> str:
-    """Every patron socket of one conversation."""
+    """Every socket following one conversation: the patron's, and the owning
+    librarian's desks from the accept on. Messages go here once, for both sides;
+    desks ignore the patron-only status and typing events."""
     return f"conversation.{conversation_id}"
 
 
@@ -22,7 +24,8 @@ def library_desks_group(library_id: int) -> str:
 
 
 def librarian_desks_group(librarian_id: int) -> str:
-    """Every desk socket of one librarian: their chats' messages and state."""
+    """Every desk socket of one librarian: their chats' state (accepted, closed,
+    the patron typing)."""
     return f"desk.librarian.{librarian_id}"
 
 
@@ -31,15 +34,21 @@ def session_desks_group(session_key: str) -> str:
     return f"desk.session.{session_key}"
 
 
-def send_now(groups: Iterable[str], event: dict) -> None:
+async def send(groups: Iterable[str], event: dict) -> None:
+    """Publish `event` to `groups` from async code (after the commit)."""
     layer = get_channel_layer()
     for group in groups:
         try:
-            async_to_sync(layer.group_send)(group, event)
+            await layer.group_send(group, event)
         except Exception:
             # Delivery is at most once by design: the message is stored and
             # clients resume by seq. A failed publish must not fail the caller.
             logger.exception("group_send to %s failed", group)
+
+
+def send_now(groups: Iterable[str], event: dict) -> None:
+    """Publish `event` to `groups` from sync code."""
+    async_to_sync(send)(groups, event)
 
 
 def send_on_commit(groups: str | Iterable[str], event: dict) -> None:

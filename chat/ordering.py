@@ -55,17 +55,25 @@ class SeqOrder:
             self.filler.cancel()
             self.filler = None
 
-    async def _fill_gap(self) -> None:
-        await asyncio.sleep(self.gap_wait)
-        self.filler = None
-        if not self.held:
-            return
+    async def catch_up(self) -> None:
+        """Send whatever the database holds after the last frame sent."""
         for frame in await self.fetch(self.last):
             if frame["seq"] > self.last:
                 self.held.pop(frame["seq"], None)
                 self.last = frame["seq"]
                 await self.send(frame)
         self.sent_up_to(self.last)
+        while self.last + 1 in self.held:  # published after the read above
+            following = self.held.pop(self.last + 1)
+            self.last = following["seq"]
+            await self.send(following)
+
+    async def _fill_gap(self) -> None:
+        await asyncio.sleep(self.gap_wait)
+        self.filler = None
+        if not self.held:
+            return
+        await self.catch_up()
 
     def close(self) -> None:
         if self.filler is not None:

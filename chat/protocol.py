@@ -110,6 +110,8 @@ def _text(content: dict, field: str, *, required: bool, limit: int) -> str:
     value = value.strip()
     if len(value) > limit:
         raise ValidationFailed(f"{field}: at most {limit} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold it
+        raise ValidationFailed(f"{field}: must not contain NUL characters")
     return value
 
 

@@ -158,6 +158,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "max_size": env_int("REFDESK_DB_POOL_MAX", 20),
         "timeout": 10,
     }
+# The chat message path's asyncio pool (refdesk/asyncdb.py), per web process.
+REFDESK_DB_ASYNC_POOL_MAX = env_int("REFDESK_DB_ASYNC_POOL_MAX", 8)
 
 # Redis: channel layer, cache (rate limits, presence) and Celery broker;
 # in-process fallbacks when unset

@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+import pytest_asyncio
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from libraries.models import Librarian, Library, Role, WeeklyHours
+from refdesk import asyncdb
 
 DEMO_ZONES = {
     "springfield": "America/Chicago",
@@ -48,6 +50,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "DATABASE_URL=postgres://… and REDIS_URL=redis://… yourself.",
             returncode=3,
         )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("asyncio"):
+            item.fixturenames.append("close_async_pools")
+
+
+@pytest_asyncio.fixture
+async def close_async_pools():
+    """Each async test has its own loop, so its own message-path pool
+    (refdesk.asyncdb): close it with the test, or its connections outlive it."""
+    yield
+    await asyncdb.close_pools()
 
 
 _counter = itertools.count(1)

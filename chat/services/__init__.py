@@ -9,7 +9,12 @@ from chat.services.desks import (
     expire_silent_desks,
     sign_off_after_closing,
 )
-from chat.services.messages import librarian_messages_after, post_message, typing_target
+from chat.services.messages import (
+    apost_message,
+    librarian_messages_after,
+    post_message,
+    typing_target,
+)
 from chat.services.queue import (
     TRANSFER_NOTICE,
     abandon_if_gone,
@@ -38,6 +43,7 @@ __all__ = [
     "TRANSFER_NOTICE",
     "abandon_if_gone",
     "accept_conversation",
+    "apost_message",
     "check_patron_token",
     "close_as_self_served",
     "close_conversation",

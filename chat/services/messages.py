@@ -4,8 +4,10 @@ import logging
 from datetime import datetime
 from uuid import UUID
 
+from channels.db import database_sync_to_async
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from psycopg.errors import UniqueViolation
 
 from chat import events, protocol, selectors
 from chat.exceptions import (
@@ -20,6 +22,8 @@ from chat.models import (
     Sender,
 )
 from libraries.models import Librarian
+from refdesk import asyncdb
+from refdesk.errors import RefdeskError
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +39,15 @@ def post_message(
     now: datetime | None = None,
 ) -> tuple[Message, bool]:
     """Store a message with the next `seq`, then deliver it; a retried `client_id` is
-    stored once. Returns the message and whether this call stored it."""
+    stored once. Returns the message and whether this call stored it.
+
+    The ORM version, for sync callers (system notices, the embedded SQLite
+    default); sockets on PostgreSQL use `apost_message`.
+    """
     now = now or timezone.now()
     try:
         with transaction.atomic():
-            seq, librarian_id, patron_name = _next_seq(
+            seq, patron_name = _next_seq(
                 conversation_id, sender=sender, librarian=librarian, now=now
             )
             message = Message.objects.create(
@@ -47,19 +55,14 @@ def post_message(
                 seq=seq,
                 sender=sender,
                 librarian=librarian,
-                name=name
-                or (
-                    librarian.display_name
-                    if librarian
-                    else ""
-                    if sender == Sender.SYSTEM
-                    else patron_name
-                ),
+                name=_or_patron(_sender_name(sender, librarian, name), patron_name),
                 body=body,
                 client_id=client_id,
                 sent_at=now,
             )
-            _deliver(message, librarian_id)
+            events.send_on_commit(
+                *_delivery(conversation_id, protocol.message(message))
+            )
             return message, True
     except IntegrityError:
         if not client_id:
@@ -72,61 +75,178 @@ def post_message(
         return stored, False
 
 
-def _deliver(message: Message, librarian_id: int | None) -> None:
-    frame = protocol.message(message)
-    event = {
+async def apost_message(
+    *,
+    conversation_id: UUID,
+    sender: str,
+    body: str,
+    client_id: str = "",
+    librarian: Librarian | None = None,
+) -> tuple[dict, bool]:
+    """`post_message` for the sockets: one statement on the event loop's own pool
+    (`refdesk.asyncdb`) instead of a turn on Django's single database thread,
+    then one publish. Returns the message frame and whether this call stored it.
+
+    The statement takes the next `seq` with the conditional row-locking update
+    and inserts the message in one autocommit transaction: a retried
+    `client_id` violates the unique constraint, which rolls the increment back,
+    so `seq` stays gap-free exactly as in `post_message`.
+    """
+    if not asyncdb.available():
+        message, stored = await database_sync_to_async(post_message)(
+            conversation_id=conversation_id,
+            sender=sender,
+            body=body,
+            client_id=client_id,
+            librarian=librarian,
+        )
+        return protocol.message(message), stored
+    now = timezone.now()
+    name = _sender_name(sender, librarian, "")
+    update, update_params = _seq_update(conversation_id, sender, librarian, now)
+    pool = await asyncdb.pool()
+    async with pool.connection() as conn:
+        try:
+            cursor = await conn.execute(
+                _INSERT_TAKING_SEQ.format(update=update),
+                [
+                    *update_params,
+                    sender,
+                    librarian.pk if librarian else None,
+                    name,
+                    body,
+                    client_id,
+                    now,
+                ],
+            )
+        except UniqueViolation as error:
+            if not client_id or error.diag.constraint_name != CLIENT_ID_UNIQUE:
+                raise
+            cursor = await conn.execute(
+                _STORED_BY_CLIENT_ID, [conversation_id, sender, client_id]
+            )
+            seq, name, body, now = await cursor.fetchone()
+            stored = False
+        else:
+            row = await cursor.fetchone()
+            if row is None:
+                cursor = await conn.execute(_STATE, [conversation_id])
+                raise _refusal(await cursor.fetchone(), sender, librarian)
+            seq, name = row
+            stored = True
+    frame = protocol.message(
+        Message(
+            conversation_id=conversation_id,
+            seq=seq,
+            sender=sender,
+            name=name,
+            body=body,
+            client_id=client_id,
+            sent_at=now,
+        )
+    )
+    if stored:
+        await events.send(*_delivery(conversation_id, frame))
+    return frame, stored
+
+
+_CONVERSATION = Conversation._meta.db_table
+_MESSAGE = Message._meta.db_table
+CLIENT_ID_UNIQUE = "message_client_id_unique"
+_INSERT_TAKING_SEQ = (
+    "WITH taken AS ({update} RETURNING id, last_seq, patron_name) "
+    f"INSERT INTO {_MESSAGE} "
+    "(conversation_id, seq, sender, librarian_id, name, body, client_id, sent_at) "
+    "SELECT id, last_seq, %s, %s, COALESCE(%s, patron_name), %s, %s, %s FROM taken "
+    "RETURNING seq, name"
+)
+_STORED_BY_CLIENT_ID = (
+    f"SELECT seq, name, body, sent_at FROM {_MESSAGE} "
+    "WHERE conversation_id = %s AND sender = %s AND client_id = %s"
+)
+_STATE = f"SELECT status, librarian_id FROM {_CONVERSATION} WHERE id = %s"
+
+
+def _or_patron(name: str | None, patron_name: str) -> str:
+    return patron_name if name is None else name
+
+
+def _sender_name(sender: str, librarian: Librarian | None, name: str) -> str | None:
+    """The name shown with a message; None means the patron's stored name."""
+    if name:
+        return name
+    if librarian is not None:
+        return librarian.display_name
+    return "" if sender == Sender.SYSTEM else None
+
+
+def _delivery(conversation_id: UUID, frame: dict) -> tuple[list[str], dict]:
+    """Where a stored message goes: its conversation's group, which the patron's
+    sockets and the owning librarian's desks have joined."""
+    return [events.conversation_group(conversation_id)], {
         "type": "conversation.message",
         "message": frame,
-        "conversation": str(message.conversation_id),
+        "conversation": str(conversation_id),
     }
-    groups = [events.conversation_group(message.conversation_id)]
-    if librarian_id:
-        groups.append(events.librarian_desks_group(librarian_id))
-    events.send_on_commit(groups, event)
 
 
 def _next_seq(
     conversation_id: UUID, *, sender: str, librarian: Librarian | None, now: datetime
-) -> tuple[int, int | None, str]:
+) -> tuple[int, str]:
     """Take the next `seq` with one conditional update that also locks the row.
 
     Concurrent senders queue on the row lock, so `seq` has no gaps; a failed
     insert rolls the increment back with the transaction.
     """
-    table = connection.ops.quote_name(Conversation._meta.db_table)
     pk = Conversation._meta.pk.get_db_prep_value(conversation_id, connection)
-    if sender == Sender.LIBRARIAN:
-        sql = (
-            f"UPDATE {table} SET last_seq = last_seq + 1, "
-            "first_reply_at = COALESCE(first_reply_at, %s) "
-            "WHERE id = %s AND status = %s AND librarian_id = %s "
-            "RETURNING last_seq, librarian_id, patron_name"
-        )
-        params = [now, pk, ConversationStatus.ACTIVE.value, librarian.pk]
-    else:
-        sql = (
-            f"UPDATE {table} SET last_seq = last_seq + 1 "
-            "WHERE id = %s AND status IN (%s, %s) "
-            "RETURNING last_seq, librarian_id, patron_name"
-        )
-        params = [pk, ConversationStatus.WAITING.value, ConversationStatus.ACTIVE.value]
+    update, params = _seq_update(pk, sender, librarian, now)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"{update} RETURNING last_seq, patron_name", params)
         row = cursor.fetchone()
     if row is None:
-        _explain_refused_message(conversation_id, sender=sender, librarian=librarian)
-    return row[0], row[1], row[2]
+        state = (
+            Conversation.objects.filter(pk=conversation_id)
+            .values_list("status", "librarian_id")
+            .first()
+        )
+        raise _refusal(state, sender, librarian)
+    return row[0], row[1]
 
 
-def _explain_refused_message(
-    conversation_id: UUID, *, sender: str, librarian: Librarian | None
-) -> None:
-    conversation = Conversation.objects.filter(pk=conversation_id).first()
-    if conversation is None:
-        raise ConversationNotFound("no such conversation")
-    if sender == Sender.LIBRARIAN and conversation.librarian_id != librarian.pk:
-        raise NotYours("this chat belongs to another librarian")
-    raise ConversationClosed(f"the conversation is {conversation.status}")
+def _seq_update(
+    pk, sender: str, librarian: Librarian | None, now: datetime
+) -> tuple[str, list]:
+    """The conditional `UPDATE` that takes the next `seq`: only an open chat, and
+    for a librarian only their own active one (first reply time kept). `pk` is
+    the conversation's id as the driver takes it."""
+    if sender == Sender.LIBRARIAN:
+        return (
+            f"UPDATE {_CONVERSATION} SET last_seq = last_seq + 1, "
+            "first_reply_at = COALESCE(first_reply_at, %s) "
+            "WHERE id = %s AND status = %s AND librarian_id = %s",
+            [now, pk, ConversationStatus.ACTIVE.value, librarian.pk],
+        )
+    return (
+        f"UPDATE {_CONVERSATION} SET last_seq = last_seq + 1 "
+        "WHERE id = %s AND status IN (%s, %s)",
+        [
+            pk,
+            ConversationStatus.WAITING.value,
+            ConversationStatus.ACTIVE.value,
+        ],
+    )
+
+
+def _refusal(
+    state: tuple[str, int | None] | None, sender: str, librarian: Librarian | None
+) -> RefdeskError:
+    """Why a conversation refused a message, from its (status, librarian_id)."""
+    if state is None:
+        return ConversationNotFound("no such conversation")
+    status, librarian_id = state
+    if sender == Sender.LIBRARIAN and librarian_id != librarian.pk:
+        return NotYours("this chat belongs to another librarian")
+    return ConversationClosed(f"the conversation is {status}")
 
 
 def typing_target(

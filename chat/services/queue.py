@@ -328,12 +328,8 @@ def transfer_conversation(
         setattr(conversation, name, value)
     conversation.save(update_fields=[*fields])
     _record_step(conversation, route, now)
-    post_message(
-        conversation_id=conversation.id,
-        sender=Sender.SYSTEM,
-        body=TRANSFER_NOTICE,
-        now=now,
-    )
+    # The old desks leave the conversation's group first, so the notice below
+    # goes to the patron (and the next librarian's history), not to them.
     events.send_on_commit(
         events.librarian_desks_group(librarian.pk),
         {
@@ -341,6 +337,12 @@ def transfer_conversation(
             "conversation": str(conversation_id),
             "by": ClosedBy.LIBRARIAN,
         },
+    )
+    post_message(
+        conversation_id=conversation.id,
+        sender=Sender.SYSTEM,
+        body=TRANSFER_NOTICE,
+        now=now,
     )
     _announce(conversation, previously_eligible=set(), reason="transferred")
     return conversation

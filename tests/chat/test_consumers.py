@@ -169,6 +169,12 @@ async def test_retried_client_id_is_stored_once_and_answered_only_to_sender(
             id="body-over-4000",
         ),
         pytest.param(
+            json.dumps({"type": "message", "body": "a\u0000b", "client_id": "c-7"}),
+            "validation_error",
+            {"client_id": "c-7"},
+            id="nul-in-body",
+        ),
+        pytest.param(
             '{"type": "message", "body": 42}', "bad_frame", {}, id="body-not-text"
         ),
         pytest.param(

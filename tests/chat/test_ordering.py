@@ -61,3 +61,14 @@ async def test_first_frame_of_a_fresh_buffer_waits_for_seq_one():
     assert sent == []
     await asyncio.sleep(0.05)
     assert sent == [1, 2]
+
+
+async def test_catch_up_sends_what_was_stored_before_the_socket_listened():
+    order, sent = await _buffer(last=2, stored=(1, 2, 3, 4))
+    await order.push(frame(6))  # published after joining, before the read
+    await order.catch_up()
+    assert sent == [3, 4]
+    await order.push(frame(5))
+    assert sent == [3, 4, 5, 6]
+    await order.push(frame(4))
+    assert sent == [3, 4, 5, 6]

@@ -1,0 +1,275 @@
+"""`apost_message`, the sockets' message path: one statement on the event loop's
+psycopg pool, against real PostgreSQL and the Redis channel layer.
+
+It must keep every promise `post_message` keeps (gap-free `seq`, a retried
+`client_id` stored once, the same refusals) and publish each message once.
+"""
+
+import asyncio
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from chat import events, protocol, services
+from chat.exceptions import ConversationClosed, ConversationNotFound, NotYours
+from chat.models import Conversation, ConversationStatus, Message, Sender
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def waiting_chat(springfield, staffed, start_chat):
+    """A springfield chat waiting for its staffed library: (conversation, librarian)."""
+    librarian = staffed(springfield)
+    conversation, _ = start_chat(name="Ada")
+    return conversation, librarian
+
+
+@pytest.fixture
+def active_chat(waiting_chat):
+    conversation, librarian = waiting_chat
+    services.accept_conversation(conversation_id=conversation.id, librarian=librarian)
+    return conversation, librarian
+
+
+@database_sync_to_async
+def stored(conversation: Conversation) -> list[tuple[int, str, str]]:
+    return list(
+        Message.objects.filter(conversation=conversation).values_list(
+            "seq", "sender", "body"
+        )
+    )
+
+
+@database_sync_to_async
+def message(conversation: Conversation, seq: int) -> Message:
+    return Message.objects.get(conversation=conversation, seq=seq)
+
+
+@database_sync_to_async
+def refreshed(conversation: Conversation) -> Conversation:
+    conversation.refresh_from_db()
+    return conversation
+
+
+async def test_patron_message_is_stored_and_framed_like_the_history(waiting_chat):
+    conversation, _ = waiting_chat
+
+    frame, created = await services.apost_message(
+        conversation_id=conversation.id,
+        sender=Sender.PATRON,
+        body="Is the <b>branch</b> open?",
+        client_id="c1",
+    )
+
+    assert created is True
+    row = await message(conversation, 2)
+    assert frame == protocol.message(row)
+    assert (frame["seq"], frame["name"], frame["client_id"]) == (2, "Ada", "c1")
+    assert frame["body"] == "Is the <b>branch</b> open?"
+
+
+async def test_librarian_message_carries_their_name_and_sets_first_reply(
+    active_chat,
+):
+    conversation, librarian = active_chat
+
+    frame, _ = await services.apost_message(
+        conversation_id=conversation.id,
+        sender=Sender.LIBRARIAN,
+        body="Yes, until 9.",
+        librarian=librarian,
+    )
+    await services.apost_message(
+        conversation_id=conversation.id,
+        sender=Sender.LIBRARIAN,
+        body="Anything else?",
+        librarian=librarian,
+    )
+
+    row = await message(conversation, 2)
+    assert row.librarian_id == librarian.pk
+    assert frame["name"] == librarian.display_name == row.name
+    conversation = await refreshed(conversation)
+    assert conversation.first_reply_at == row.sent_at
+    assert conversation.last_seq == 3
+
+
+async def test_seq_has_no_gaps_with_concurrent_senders(active_chat):
+    conversation, librarian = active_chat
+
+    async def patron(lane: str) -> None:
+        for n in range(25):
+            await services.apost_message(
+                conversation_id=conversation.id,
+                sender=Sender.PATRON,
+                body=f"{lane}{n}",
+                client_id=f"{lane}{n}",
+            )
+
+    async def desk() -> None:
+        for n in range(25):
+            await services.apost_message(
+                conversation_id=conversation.id,
+                sender=Sender.LIBRARIAN,
+                body=f"l{n}",
+                librarian=librarian,
+            )
+
+    await asyncio.gather(patron("p"), patron("q"), desk())
+
+    rows = await stored(conversation)
+    assert [seq for seq, _, _ in rows] == list(range(1, 77))
+    bodies = [body for _, _, body in rows]
+    for lane in "pql":
+        assert [b for b in bodies if b[0] == lane] == [f"{lane}{n}" for n in range(25)]
+    assert (await refreshed(conversation)).last_seq == 76
+
+
+async def test_a_retried_client_id_is_stored_once_without_a_gap(waiting_chat):
+    conversation, _ = waiting_chat
+    send = {
+        "conversation_id": conversation.id,
+        "sender": Sender.PATRON,
+        "body": "hello",
+        "client_id": "c1",
+    }
+
+    first, created = await services.apost_message(**send)
+    retried, created_again = await services.apost_message(**{**send, "body": "hel"})
+    after, _ = await services.apost_message(**{**send, "client_id": "c2"})
+
+    assert (created, created_again) == (True, False)
+    assert retried == first  # the stored message, body and time included
+    assert after["seq"] == 3
+    assert (await refreshed(conversation)).last_seq == 3
+
+
+async def test_racing_retries_of_one_message_are_stored_once(waiting_chat):
+    conversation, _ = waiting_chat
+
+    results = await asyncio.gather(
+        *(
+            services.apost_message(
+                conversation_id=conversation.id,
+                sender=Sender.PATRON,
+                body="hi",
+                client_id="c1",
+            )
+            for _ in range(5)
+        )
+    )
+
+    assert sorted(created for _, created in results) == [False] * 4 + [True]
+    assert {frame["seq"] for frame, _ in results} == {2}
+    assert [seq for seq, _, _ in await stored(conversation)] == [1, 2]
+    assert (await refreshed(conversation)).last_seq == 2
+
+
+async def test_the_same_client_id_from_the_other_side_is_another_message(
+    active_chat,
+):
+    conversation, librarian = active_chat
+
+    await services.apost_message(
+        conversation_id=conversation.id, sender=Sender.PATRON, body="a", client_id="x"
+    )
+    frame, created = await services.apost_message(
+        conversation_id=conversation.id,
+        sender=Sender.LIBRARIAN,
+        body="b",
+        client_id="x",
+        librarian=librarian,
+    )
+
+    assert (created, frame["seq"], frame["sender"]) == (True, 3, "librarian")
+
+
+async def test_unknown_conversation_is_not_found():
+    with pytest.raises(ConversationNotFound):
+        await services.apost_message(
+            conversation_id=uuid.uuid4(), sender=Sender.PATRON, body="hi"
+        )
+
+
+async def test_closed_chats_refuse_both_sides_and_keep_their_seq(active_chat):
+    conversation, librarian = active_chat
+    await database_sync_to_async(services.close_conversation)(
+        conversation_id=conversation.id, librarian=librarian
+    )
+
+    with pytest.raises(ConversationClosed):
+        await services.apost_message(
+            conversation_id=conversation.id, sender=Sender.PATRON, body="hi"
+        )
+    with pytest.raises(ConversationClosed):
+        await services.apost_message(
+            conversation_id=conversation.id,
+            sender=Sender.LIBRARIAN,
+            body="bye",
+            librarian=librarian,
+        )
+
+    conversation = await refreshed(conversation)
+    assert conversation.status == ConversationStatus.CLOSED
+    assert conversation.last_seq == 1
+    assert len(await stored(conversation)) == 1
+
+
+async def test_a_librarian_cannot_post_to_a_chat_that_is_not_theirs(
+    waiting_chat, springfield, make_librarian
+):
+    conversation, librarian = waiting_chat
+
+    with pytest.raises(NotYours):  # still waiting: nobody's yet
+        await services.apost_message(
+            conversation_id=conversation.id,
+            sender=Sender.LIBRARIAN,
+            body="hello?",
+            librarian=librarian,
+        )
+    await database_sync_to_async(services.accept_conversation)(
+        conversation_id=conversation.id, librarian=librarian
+    )
+    colleague = await database_sync_to_async(make_librarian)(springfield)
+    with pytest.raises(NotYours):
+        await services.apost_message(
+            conversation_id=conversation.id,
+            sender=Sender.LIBRARIAN,
+            body="I'll take this",
+            librarian=colleague,
+        )
+
+    assert (await refreshed(conversation)).last_seq == 1
+
+
+async def test_each_message_is_published_once_to_the_conversation_group(
+    active_chat,
+):
+    conversation, librarian = active_chat
+    layer = get_channel_layer()
+    listener = await layer.new_channel()
+    await layer.group_add(events.conversation_group(conversation.id), listener)
+    desk_listener = await layer.new_channel()
+    await layer.group_add(events.librarian_desks_group(librarian.pk), desk_listener)
+    try:
+        frame, _ = await services.apost_message(
+            conversation_id=conversation.id, sender=Sender.PATRON, body="hi"
+        )
+
+        event = await asyncio.wait_for(layer.receive(listener), 3)
+        assert event == {
+            "type": "conversation.message",
+            "message": frame,
+            "conversation": str(conversation.id),
+        }
+        for channel in (listener, desk_listener):  # nothing else, anywhere
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(layer.receive(channel), 0.3)
+    finally:
+        await layer.group_discard(events.conversation_group(conversation.id), listener)
+        await layer.group_discard(
+            events.librarian_desks_group(librarian.pk), desk_listener
+        )
