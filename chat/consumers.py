@@ -10,6 +10,7 @@ import time
 from urllib.parse import parse_qs
 from uuid import UUID
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -48,6 +49,23 @@ reroute_unstaffed = database_sync_to_async(services.reroute_unstaffed)
 class RefdeskConsumer(AsyncJsonWebsocketConsumer):
     """Turns oversized, non-JSON or refused frames into error frames; never closes
     the socket for them, as PROTOCOL.md requires."""
+
+    async def dispatch(self, message):
+        """Channels' dispatch without its `aclose_old_connections()` before each
+        handler.
+
+        That call is a `sync_to_async` hop onto the one thread a process runs
+        all its sync database work on, so every frame and every layer event of
+        every socket would wait there behind accepts and connects (issue 7
+        measured it in the p99). It buys nothing here: the handlers reach the
+        ORM only through `database_sync_to_async`, which closes stale
+        connections before and after each call, and the message path uses its
+        own async pool (`refdesk.asyncdb`).
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         size = (

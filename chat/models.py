@@ -162,7 +162,12 @@ class Conversation(models.Model):
 
 class Message(models.Model):
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages"
+        Conversation,
+        on_delete=models.CASCADE,
+        related_name="messages",
+        # message_seq_unique (conversation, seq) serves every lookup by
+        # conversation; a second index would only cost each insert.
+        db_index=False,
     )
     seq = models.PositiveIntegerField()
     sender = models.CharField(max_length=16, choices=Sender)
