@@ -39,7 +39,7 @@ PROFILES = {
         "start_rate": 40.0,
         "trickle_rate": 2.0,
         "ramp_pairs": 40,
-        "ramp_rates": [200, 400, 800, 1200],
+        "ramp_rates": [200, 400, 600, 800, 1000, 1200],
         "ramp_step": 3.0,
         "librarians": 4,
         "warmup": 10,
