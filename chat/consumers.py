@@ -248,8 +248,8 @@ class DeskConsumer(RefdeskConsumer):
         owned = await active_conversations_of(self.librarian.pk)
         if owned:
             # Join first, then read: what is stored in between is in the history.
-            for conversation_id in owned:
-                await self.follow(str(conversation_id))
+            for conversation in owned:
+                await self.follow(str(conversation.id))
             for frame in await accepted_payloads(owned):
                 self.track(frame)
                 await self.send_json(frame)

@@ -7,7 +7,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from chat import policy, protocol
@@ -19,9 +19,9 @@ from chat.models import (
     Message,
     QueueStep,
 )
-from libraries import hours, presence
+from libraries import directory, hours, presence
 from libraries.local_info import card_verification
-from libraries.models import Closure, Librarian, Library, SpecialHours
+from libraries.models import Librarian, Library
 from libraries.rendering import render_markdown
 from libraries.selectors import library_hours
 from tickets import selectors as ticket_selectors
@@ -52,7 +52,7 @@ def desk_messages_after(conversation_id: UUID, after_seq: int = 0) -> list[dict]
 
 
 def library_slugs() -> dict[int, str]:
-    return dict(Library.objects.values_list("id", "slug"))
+    return {library_id: lib.slug for library_id, lib in directory.libraries().items()}
 
 
 def _question() -> Subquery:
@@ -150,12 +150,8 @@ def local_info(library: Library, *, now: datetime | None = None) -> dict:
 
 
 def _card_libraries(ids: list[int]) -> dict[int, Library]:
-    return {
-        lib.id: lib
-        for lib in Library.objects.filter(pk__in=ids).prefetch_related(
-            "local_info", "weekly_hours", "special_hours", "closures"
-        )
-    }
+    members = directory.libraries()
+    return {library_id: members[library_id] for library_id in ids}
 
 
 def accepted_payloads(conversations: list[Conversation]) -> list[dict]:
@@ -204,18 +200,8 @@ def librarian_for_desk(user_id: int) -> Librarian | None:
 
 # Staffing
 # ----------------------------------------------------------------------
-def _calendar_libraries(today: datetime) -> list[Library]:
-    recent = today.date() - timedelta(days=2)
-    return list(
-        Library.objects.prefetch_related(
-            "weekly_hours",
-            Prefetch(
-                "special_hours", queryset=SpecialHours.objects.filter(day__gte=recent)
-            ),
-            Prefetch("closures", queryset=Closure.objects.filter(last__gte=recent)),
-            Prefetch("partners", queryset=Library.objects.only("id")),
-        )
-    )
+def _calendar_libraries() -> list[Library]:
+    return list(directory.libraries().values())
 
 
 def staffing_snapshot(
@@ -238,7 +224,7 @@ def staffing_snapshot(
     )
     local_default = settings.REFDESK_LOCAL_WAIT
     snapshot = {}
-    for library in libraries if libraries is not None else _calendar_libraries(now):
+    for library in libraries if libraries is not None else _calendar_libraries():
         local_wait = (
             timedelta(seconds=library.local_wait_seconds)
             if library.local_wait_seconds is not None
@@ -338,7 +324,7 @@ def library_list() -> list[dict]:
 
 def library_status(library: Library, *, now: datetime) -> dict:
     """What a patron's widget shows before they ask: can a chat be answered now?"""
-    libraries = _calendar_libraries(now)
+    libraries = _calendar_libraries()
     staffing = staffing_snapshot(now=now, libraries=libraries)
     route = policy.route_chat(
         chat=policy.ChatFacts(origin_id=library.id),

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class LibrariesConfig(AppConfig):
     name = "libraries"
     verbose_name = "Member libraries"
+
+    def ready(self) -> None:
+        from libraries import directory
+
+        directory.connect_signals()

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from libraries import services
+from libraries import directory, services
 from libraries.models import (
     Closure,
     Library,
@@ -555,6 +555,7 @@ def _open_around_the_clock() -> str:
     changed = Library.objects.filter(slug__in=slugs, always_open=False).update(
         always_open=True
     )
+    directory.changed()
     if changed:
         return f"always open: turned on for {changed} demo libraries"
     return "always open: already on for every demo library"

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from libraries import selectors
+from libraries import directory, selectors
 from libraries.models import Librarian, Library, Role, ServiceArea
 from refdesk.errors import Forbidden, StateConflict, ValidationFailed
 
@@ -136,6 +136,7 @@ def mark_local_info_verified(
     Library.objects.filter(pk=library.pk).update(
         local_info_verified_at=now or timezone.now(), local_info_verified_by=user
     )
+    directory.changed()
     return Library.objects.get(pk=library.pk)
 
 

@@ -158,6 +158,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "max_size": env_int("REFDESK_DB_POOL_MAX", 20),
         "timeout": 10,
     }
+# How old a process's copy of the library calendars may get when a change sent
+# no signal (libraries/directory.py); changes through models/admin are seen at once.
+REFDESK_LIBRARY_CACHE_SECONDS = env_int("REFDESK_LIBRARY_CACHE_SECONDS", 30)
 # The chat message path's asyncio pool (refdesk/asyncdb.py), per web process.
 REFDESK_DB_ASYNC_POOL_MAX = env_int("REFDESK_DB_ASYNC_POOL_MAX", 8)
 

@@ -15,6 +15,7 @@ import pytest_asyncio
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from libraries import directory
 from libraries.models import Librarian, Library, Role, WeeklyHours
 from refdesk import asyncdb
 
@@ -67,6 +68,13 @@ async def close_async_pools():
 
 
 _counter = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def fresh_library_directory():
+    """Each test starts without the process's copy of the library calendars
+    (libraries/directory.py): the previous test's rows were rolled back."""
+    directory.forget()
 
 
 @pytest.fixture(autouse=True)

@@ -547,6 +547,8 @@ async def test_messages_and_typing_flow_between_patron_and_librarian(
     )
     assert (await receive(patron))["seq"] == 3
     assert (await receive(desk))["seq"] == 3
+    assert await desk.receive_nothing(0.3)  # each message once, however published
+    assert await patron.receive_nothing(0.1)
     first_reply = await db(lambda: Conversation.objects.get(pk=cid).first_reply_at)()
     assert first_reply is not None
     await patron.disconnect()
@@ -646,7 +648,7 @@ async def test_patron_close_of_an_active_chat_tells_the_librarian(
 
 async def test_reloaded_desk_recovers_its_chats(springfield_desk, start_chat):
     desk, _, _ = await open_desk(springfield_desk[1])
-    conversation, _, _ = await _start_and_accept(desk, start_chat)
+    conversation, token, _ = await _start_and_accept(desk, start_chat)
     await desk.disconnect()
 
     reloaded, _, queue = await open_desk(springfield_desk[1])
@@ -655,6 +657,13 @@ async def test_reloaded_desk_recovers_its_chats(springfield_desk, start_chat):
     assert queue["conversations"] == []
     assert accepted["type"] == "accepted"
     assert accepted["conversation"] == str(conversation.id)
+    patron = await _patron(conversation, token)
+    await receive_until(patron, "message")
+    await patron.send_json_to({"type": "message", "body": "Still there?"})
+    message = await receive_until(reloaded, "message")
+    assert (message["conversation"], message["seq"]) == (str(conversation.id), 2)
+    assert await reloaded.receive_nothing(0.2)
+    await patron.disconnect()
     await reloaded.disconnect()
 
 

@@ -1,0 +1,121 @@
+"""The member libraries with their calendars, partners and local info, held once
+per process.
+
+Routing reads every library's hours, special days, closures and partners for
+each chat it starts or moves, the widget's status call does the same for each
+page view, and each accept reads a local info card. These rows change a few
+times a week, so each process keeps one copy instead of five queries a read:
+
+- a change saved in this process drops the copy at once (signal receivers);
+- other processes see a version number in the shared cache, bumped after the
+  change commits, and reload on their next read;
+- whatever sends no signal (`QuerySet.update()`) should call `changed()`; if
+  it does not, no copy is older than `REFDESK_LIBRARY_CACHE_SECONDS`.
+
+The `Library` objects returned are shared between threads: read them, never
+save or modify them.
+"""
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Prefetch
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.utils import timezone
+
+from libraries.models import (
+    Closure,
+    Library,
+    LocalInfoSection,
+    SpecialHours,
+    WeeklyHours,
+)
+
+VERSION_KEY = "libraries.directory.version"
+
+
+@dataclass(frozen=True)
+class _Copy:
+    version: object
+    loaded_at: float
+    libraries: dict[int, Library]
+
+
+_lock = threading.Lock()
+_copy: _Copy | None = None
+
+
+def libraries() -> dict[int, Library]:
+    """Every member library by id, with `weekly_hours`, `special_hours` and
+    `closures` (from two days ago on), `partners` and `local_info` prefetched."""
+    global _copy
+    version = cache.get(VERSION_KEY)
+    held = _copy
+    if (
+        held is not None
+        and held.version == version
+        and time.monotonic() - held.loaded_at < settings.REFDESK_LIBRARY_CACHE_SECONDS
+    ):
+        return held.libraries
+    loaded = _load()
+    with _lock:
+        _copy = _Copy(version, time.monotonic(), loaded)
+    return loaded
+
+
+def _load() -> dict[int, Library]:
+    recent = timezone.now().date() - timedelta(days=2)
+    return {
+        library.id: library
+        for library in Library.objects.prefetch_related(
+            "weekly_hours",
+            Prefetch(
+                "special_hours", queryset=SpecialHours.objects.filter(day__gte=recent)
+            ),
+            Prefetch("closures", queryset=Closure.objects.filter(last__gte=recent)),
+            Prefetch("partners", queryset=Library.objects.only("id")),
+            "local_info",
+        )
+    }
+
+
+def forget() -> None:
+    """Drop this process's copy (tests start each case with this)."""
+    global _copy
+    with _lock:
+        _copy = None
+
+
+def changed() -> None:
+    """Libraries changed: reload here now, everywhere once the change commits."""
+    forget()
+    transaction.on_commit(_bump)
+
+
+def _bump() -> None:
+    forget()
+    try:
+        cache.incr(VERSION_KEY)
+    except ValueError:  # no version yet (or the cache was flushed)
+        cache.set(VERSION_KEY, 1, timeout=None)
+
+
+def _on_change(sender, **kwargs) -> None:
+    changed()
+
+
+def connect_signals() -> None:
+    for model in (Library, WeeklyHours, SpecialHours, Closure, LocalInfoSection):
+        uid = f"libraries.directory.{model.__name__}"
+        post_save.connect(_on_change, sender=model, dispatch_uid=f"{uid}.save")
+        post_delete.connect(_on_change, sender=model, dispatch_uid=f"{uid}.delete")
+    m2m_changed.connect(
+        _on_change,
+        sender=Library.partners.through,
+        dispatch_uid="libraries.directory.partners",
+    )
