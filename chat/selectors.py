@@ -150,8 +150,7 @@ def local_info(library: Library, *, now: datetime | None = None) -> dict:
 
 
 def _card_libraries(ids: list[int]) -> dict[int, Library]:
-    members = directory.libraries()
-    return {library_id: members[library_id] for library_id in ids}
+    return {library_id: directory.library(library_id) for library_id in ids}
 
 
 def accepted_payloads(conversations: list[Conversation]) -> list[dict]:

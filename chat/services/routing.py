@@ -23,6 +23,7 @@ from chat.models import (
     QueueStep,
     Sender,
 )
+from libraries import directory
 from libraries.models import Library
 from libraries.selectors import area_libraries, get_library
 from refdesk.errors import Forbidden, Unauthenticated
@@ -211,10 +212,8 @@ def patron_status(conversation: Conversation, *, now: datetime | None = None) ->
     """
     now = now or timezone.now()
     waiting = conversation.status == ConversationStatus.WAITING
-    library = (
-        conversation.answering_library
-        if conversation.answering_library_id
-        else conversation.origin_library
+    library = directory.library(
+        conversation.answering_library_id or conversation.origin_library_id
     )
     frame = protocol.status(
         status=conversation.status,
@@ -231,13 +230,25 @@ def patron_status(conversation: Conversation, *, now: datetime | None = None) ->
         ConversationStatus.ABANDONED,
     ):
         frame["answer_by"] = protocol.iso(
-            ticket_selectors.answer_due_for(conversation.origin_library, now=now)
+            ticket_selectors.answer_due_for(
+                directory.library(conversation.origin_library_id), now=now
+            )
         )
     return frame
 
 
+_STATUS_FIELDS = (
+    "status",
+    "queue",
+    "origin_library_id",
+    "answering_library_id",
+    "librarian_id",
+)
+
+
 def _send_status(conversation: Conversation) -> None:
-    conversation = selectors.get_conversation(conversation.id)
+    # Re-read what the frame shows: callers may hold a copy older than their update.
+    conversation = Conversation.objects.only(*_STATUS_FIELDS).get(pk=conversation.pk)
     events.send_on_commit(
         events.conversation_group(conversation.id),
         {
