@@ -28,9 +28,9 @@ CLOSE_TOO_BIG = 1009
 
 get_conversation = database_sync_to_async(selectors.get_conversation)
 messages_after = database_sync_to_async(selectors.messages_after)
-patron_status = database_sync_to_async(services.patron_status)
+patron_history = database_sync_to_async(services.patron_history)
+patron_opened = database_sync_to_async(services.patron_opened)
 patron_close = database_sync_to_async(services.patron_close)
-patron_connected = database_sync_to_async(services.patron_connected)
 patron_disconnected = database_sync_to_async(services.patron_disconnected)
 typing_target = database_sync_to_async(services.typing_target)
 librarian_for_desk = database_sync_to_async(selectors.librarian_for_desk)
@@ -144,14 +144,21 @@ class PatronConsumer(RefdeskConsumer):
         )
         self.joined = True
         await self.accept()
-        await patron_connected(conversation_id=self.conversation_id)
-        await self.send_history(after_seq)
+        await self.send_history(
+            after_seq,
+            *await patron_opened(
+                conversation_id=self.conversation_id, after_seq=after_seq
+            ),
+        )
 
-    async def send_history(self, after_seq: int) -> int:
-        conversation = await get_conversation(self.conversation_id)
-        await self.send_json(await patron_status(conversation))
+    async def send_history(
+        self, after_seq: int, status: dict, frames: list[dict]
+    ) -> int:
+        """Send the status and the stored messages after `after_seq`, then let
+        live messages through from the last one sent."""
+        await self.send_json(status)
         last_seq = after_seq
-        for frame in await messages_after(self.conversation_id, after_seq):
+        for frame in frames:
             await self.send_json(frame)
             last_seq = frame["seq"]
         if self.order is None:
@@ -193,7 +200,12 @@ class PatronConsumer(RefdeskConsumer):
                         },
                     )
             case protocol.Resume(after_seq=after_seq):
-                last_seq = await self.send_history(after_seq)
+                last_seq = await self.send_history(
+                    after_seq,
+                    *await patron_history(
+                        conversation_id=self.conversation_id, after_seq=after_seq
+                    ),
+                )
                 await self.send_json({"type": "resumed", "last_seq": last_seq})
             case protocol.Close():
                 await patron_close(conversation_id=self.conversation_id)

@@ -32,6 +32,7 @@ from chat.services.routing import (
     _route_fields,
     _send_status,
     _ticket_if_email,
+    patron_history,
 )
 from faq import services as faq_services
 from libraries.models import Librarian
@@ -278,6 +279,15 @@ def patron_connected(*, conversation_id: UUID, now: datetime | None = None) -> N
     Conversation.objects.filter(pk=conversation_id).update(
         patron_sockets=F("patron_sockets") + 1, patron_seen_at=now or timezone.now()
     )
+
+
+def patron_opened(
+    *, conversation_id: UUID, after_seq: int = 0, now: datetime | None = None
+) -> tuple[dict, list[dict]]:
+    """A patron socket opened: count it, then what it is sent first (status and
+    the messages after `after_seq`)."""
+    patron_connected(conversation_id=conversation_id, now=now)
+    return patron_history(conversation_id=conversation_id, after_seq=after_seq)
 
 
 def patron_disconnected(*, conversation_id: UUID, now: datetime | None = None) -> None:

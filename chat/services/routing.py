@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from chat import events, policy, protocol, selectors, tasks
+from chat.exceptions import ConversationNotFound
 from chat.models import (
     Conversation,
     ConversationStatus,
@@ -235,6 +236,22 @@ def patron_status(conversation: Conversation, *, now: datetime | None = None) ->
             )
         )
     return frame
+
+
+def patron_history(
+    *, conversation_id: UUID, after_seq: int = 0
+) -> tuple[dict, list[dict]]:
+    """What a patron socket is sent on resume: its `status` frame, then the
+    stored messages after `after_seq` (one thread hop for the consumer)."""
+    try:
+        conversation = Conversation.objects.only(*_STATUS_FIELDS).get(
+            pk=conversation_id
+        )
+    except Conversation.DoesNotExist:
+        raise ConversationNotFound("no such conversation") from None
+    return patron_status(conversation), selectors.messages_after(
+        conversation_id, after_seq
+    )
 
 
 _STATUS_FIELDS = (

@@ -1,6 +1,7 @@
 """Chat services against real PostgreSQL and Redis, races included."""
 
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -10,7 +11,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from chat import selectors, services
-from chat.exceptions import AlreadyTaken, ConversationClosed, NotYours, StateConflict
+from chat.exceptions import (
+    AlreadyTaken,
+    ConversationClosed,
+    ConversationNotFound,
+    NotYours,
+    StateConflict,
+)
 from chat.models import (
     ClosedBy,
     Conversation,
@@ -750,3 +757,32 @@ def test_transfer_with_nobody_available_is_a_state_conflict(active_chat, shelbyv
 
     conversation.refresh_from_db()
     assert conversation.status == ConversationStatus.ACTIVE
+
+
+def test_patron_opened_counts_the_socket_and_returns_status_then_history(
+    springfield, staff, start_chat, django_assert_max_num_queries
+):
+    staff(springfield)
+    conversation, _ = start_chat(question="Is the branch open?")
+    services.post_message(
+        conversation_id=conversation.id, sender=Sender.PATRON, body="Hello?"
+    )
+
+    # the socket count, the status fields, the estimated wait, the messages
+    with django_assert_max_num_queries(4):
+        status, frames = services.patron_opened(
+            conversation_id=conversation.id, after_seq=1
+        )
+
+    assert status == services.patron_status(
+        Conversation.objects.get(pk=conversation.pk)
+    )
+    assert (status["type"], status["status"]) == ("status", "waiting")
+    assert [(f["seq"], f["body"]) for f in frames] == [(2, "Hello?")]
+    conversation.refresh_from_db()
+    assert conversation.patron_sockets == 1
+
+
+def test_patron_history_of_an_unknown_conversation_is_not_found(db):
+    with pytest.raises(ConversationNotFound):
+        services.patron_history(conversation_id=uuid.uuid4(), after_seq=0)
