@@ -1,13 +1,12 @@
 """WebSocket consumers: the patron's chat socket and the librarian's desk socket.
 
 Thin by design: authenticate, join groups, parse frames with `protocol`, call
-services (on a pool of database threads, except the message path, which has its
-own async service), and turn layer events into frames.
+services (through `database_sync_to_async`, except the message path, which has
+its own async service), and turn layer events into frames.
 """
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 from uuid import UUID
 
@@ -27,40 +26,24 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_BIG = 1009
 
-# Every service call runs on a small pool of database threads of this process,
-# not on asgiref's one shared thread: each call is a unit of work with its own
-# connection (Django's are per thread), a socket's calls are awaited in order,
-# and with one shared thread a burst of accepts and connects queued behind each
-# other's database round trips (issue 7: burst accepts took seconds at 1000).
-_db_threads = ThreadPoolExecutor(
-    max_workers=settings.REFDESK_SOCKET_DB_THREADS, thread_name_prefix="refdesk-db"
-)
-
-
-def in_db_thread(function):
-    return database_sync_to_async(
-        function, thread_sensitive=False, executor=_db_threads
-    )
-
-
-get_conversation = in_db_thread(selectors.get_conversation)
-messages_after = in_db_thread(selectors.messages_after)
-patron_history = in_db_thread(services.patron_history)
-patron_opened = in_db_thread(services.patron_opened)
-patron_close = in_db_thread(services.patron_close)
-patron_disconnected = in_db_thread(services.patron_disconnected)
-typing_target = in_db_thread(services.typing_target)
-librarian_for_desk = in_db_thread(selectors.librarian_for_desk)
-queue_for_library = in_db_thread(selectors.queue_for_library)
-active_conversations_of = in_db_thread(selectors.active_conversations_of)
-accepted_payloads = in_db_thread(selectors.accepted_payloads)
-accept_conversation = in_db_thread(services.accept_conversation)
-close_conversation = in_db_thread(services.close_conversation)
-transfer_conversation = in_db_thread(services.transfer_conversation)
-librarian_messages_after = in_db_thread(services.librarian_messages_after)
-desk_heard = in_db_thread(services.desk_heard)
-desk_left = in_db_thread(services.desk_left)
-reroute_unstaffed = in_db_thread(services.reroute_unstaffed)
+get_conversation = database_sync_to_async(selectors.get_conversation)
+messages_after = database_sync_to_async(selectors.messages_after)
+patron_history = database_sync_to_async(services.patron_history)
+patron_opened = database_sync_to_async(services.patron_opened)
+patron_close = database_sync_to_async(services.patron_close)
+patron_disconnected = database_sync_to_async(services.patron_disconnected)
+typing_target = database_sync_to_async(services.typing_target)
+librarian_for_desk = database_sync_to_async(selectors.librarian_for_desk)
+queue_for_library = database_sync_to_async(selectors.queue_for_library)
+active_conversations_of = database_sync_to_async(selectors.active_conversations_of)
+accepted_payloads = database_sync_to_async(selectors.accepted_payloads)
+accept_conversation = database_sync_to_async(services.accept_conversation)
+close_conversation = database_sync_to_async(services.close_conversation)
+transfer_conversation = database_sync_to_async(services.transfer_conversation)
+librarian_messages_after = database_sync_to_async(services.librarian_messages_after)
+desk_heard = database_sync_to_async(services.desk_heard)
+desk_left = database_sync_to_async(services.desk_left)
+reroute_unstaffed = database_sync_to_async(services.reroute_unstaffed)
 
 
 class RefdeskConsumer(AsyncJsonWebsocketConsumer):
@@ -71,12 +54,12 @@ class RefdeskConsumer(AsyncJsonWebsocketConsumer):
         """Channels' dispatch without its `aclose_old_connections()` before each
         handler.
 
-        That call is a `sync_to_async` hop onto asgiref's one shared thread,
-        so every frame and every layer event of every socket would wait there
-        behind whatever else runs on it (issue 7 measured it in the p99). It
-        buys nothing here: the handlers reach the ORM only through
-        `in_db_thread` (a `database_sync_to_async`, which closes stale
-        connections before and after each call), and the message path uses its
+        That call is a `sync_to_async` hop onto the one thread a process runs
+        all its sync database work on, so every frame and every layer event of
+        every socket would wait there behind accepts and connects (issue 7
+        measured it in the p99). It buys nothing here: the handlers reach the
+        ORM only through `database_sync_to_async`, which closes stale
+        connections before and after each call, and the message path uses its
         own async pool (`refdesk.asyncdb`).
         """
         handler = getattr(self, get_handler_name(message), None)

@@ -161,8 +161,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 # How old a process's copy of the library calendars may get when a change sent
 # no signal (libraries/directory.py); changes through models/admin are seen at once.
 REFDESK_LIBRARY_CACHE_SECONDS = env_int("REFDESK_LIBRARY_CACHE_SECONDS", 30)
-# Threads per web process for the sockets' other database calls (chat/consumers.py).
-REFDESK_SOCKET_DB_THREADS = env_int("REFDESK_SOCKET_DB_THREADS", 8)
 # The chat message path's asyncio pool (refdesk/asyncdb.py), per web process.
 REFDESK_DB_ASYNC_POOL_MAX = env_int("REFDESK_DB_ASYNC_POOL_MAX", 8)
 
