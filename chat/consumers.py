@@ -269,6 +269,8 @@ class DeskConsumer(RefdeskConsumer):
     async def disconnect(self, code):
         for conversation_id in list(getattr(self, "followed", ())):
             await self.unfollow(conversation_id)
+        for order in getattr(self, "orders", {}).values():  # tracked, not yet followed
+            order.close()
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         if self.librarian is not None and self.groups_joined:
