@@ -198,7 +198,9 @@ CHANNEL_LAYERS = {
 CACHES = {
     "default": (
         {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's RedisCache with one connection pool per process: Django's
+            # own opens a Redis connection per request under ASGI (refdesk/cache.py)
+            "BACKEND": "refdesk.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": REFDESK_REDIS_PREFIX,
         }
