@@ -7,6 +7,8 @@ its own async service), and turn layer events into frames.
 
 import logging
 import time
+from collections.abc import Hashable
+from functools import cached_property
 from urllib.parse import parse_qs
 from uuid import UUID
 
@@ -16,6 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from chat import events, protocol, selectors, services
+from chat.lanes import Lanes, Work
 from chat.models import Sender
 from chat.ordering import SeqOrder
 from refdesk.errors import Forbidden, RefdeskError
@@ -25,6 +28,10 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_BIG = 1009
+CLOSE_SERVER_ERROR = 1011
+# A closing socket lets the frames it already took finish (a message stored, an
+# accept made) before its own clean-up runs, for at most this long.
+DRAIN_SECONDS = 10
 
 get_conversation = database_sync_to_async(selectors.get_conversation)
 messages_after = database_sync_to_async(selectors.messages_after)
@@ -67,6 +74,10 @@ class RefdeskConsumer(AsyncJsonWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    @cached_property
+    def lanes(self) -> Lanes:
+        return Lanes()
+
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         size = (
             len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
@@ -79,14 +90,42 @@ class RefdeskConsumer(AsyncJsonWebsocketConsumer):
             content = protocol.decode_frame(text_data, bytes_data)
             await self.on_frame(content)
         except RefdeskError as error:
-            await self.send_json(
-                protocol.error(
-                    error.code,
-                    error.detail,
-                    conversation=_context(content, "conversation"),
-                    client_id=_context(content, "client_id"),
-                )
+            await self.send_error(error, content)
+
+    async def send_error(self, error: RefdeskError, content: dict) -> None:
+        await self.send_json(
+            protocol.error(
+                error.code,
+                error.detail,
+                conversation=_context(content, "conversation"),
+                client_id=_context(content, "client_id"),
             )
+        )
+
+    async def in_lane(self, key: Hashable, content: dict, work: Work) -> None:
+        """Run a frame's work in `key`'s lane (`chat.lanes`): after the earlier
+        frames of that conversation, beside the others, while this socket goes
+        on taking frames and events. Errors are answered as `receive` answers
+        them; anything else is logged and closes the socket (1011), as an
+        exception escaping a consumer does."""
+
+        async def run() -> None:
+            try:
+                await work()
+            except RefdeskError as error:
+                await self.send_error(error, content)
+            except Exception:
+                logger.exception(
+                    "%s: a %r frame failed", type(self).__name__, content.get("type")
+                )
+                await self.close(code=CLOSE_SERVER_ERROR)
+
+        await self.lanes.submit(key, run)
+
+    async def websocket_disconnect(self, message):
+        if "lanes" in self.__dict__:
+            await self.lanes.drain(DRAIN_SECONDS)
+        await super().websocket_disconnect(message)
 
     async def send_json(self, content, close=False):
         try:
@@ -179,7 +218,21 @@ class PatronConsumer(RefdeskConsumer):
             await patron_disconnected(conversation_id=self.conversation_id)
 
     async def on_frame(self, content: dict) -> None:
-        match protocol.parse_patron_frame(content):
+        frame = protocol.parse_patron_frame(content)
+        if isinstance(frame, protocol.Resume):
+            # Here, not in the lane: live messages wait until the history is out.
+            last_seq = await self.send_history(
+                frame.after_seq,
+                *await patron_history(
+                    conversation_id=self.conversation_id, after_seq=frame.after_seq
+                ),
+            )
+            await self.send_json({"type": "resumed", "last_seq": last_seq})
+            return
+        await self.in_lane(None, content, lambda: self.act(frame))
+
+    async def act(self, frame) -> None:
+        match frame:
             case protocol.SendMessage(body=body, client_id=client_id):
                 message, stored = await services.apost_message(
                     conversation_id=self.conversation_id,
@@ -199,14 +252,6 @@ class PatronConsumer(RefdeskConsumer):
                             "sender": "patron",
                         },
                     )
-            case protocol.Resume(after_seq=after_seq):
-                last_seq = await self.send_history(
-                    after_seq,
-                    *await patron_history(
-                        conversation_id=self.conversation_id, after_seq=after_seq
-                    ),
-                )
-                await self.send_json({"type": "resumed", "last_seq": last_seq})
             case protocol.Close():
                 await patron_close(conversation_id=self.conversation_id)
 
@@ -221,6 +266,9 @@ class PatronConsumer(RefdeskConsumer):
 
     async def conversation_typing(self, event):
         await self.send_json({"type": "typing", "sender": event["sender"]})
+
+
+PRESENCE = "presence"  # the desk's lane for heartbeats and presence changes
 
 
 class DeskConsumer(RefdeskConsumer):
@@ -254,7 +302,7 @@ class DeskConsumer(RefdeskConsumer):
         self.available = True
         self.last_heard = 0.0
         await self.accept()
-        await self.heard(force=True)
+        await self.heard()
         await self.send_presence()
         await self.send_queue()
         owned = await active_conversations_of(self.librarian.pk)
@@ -276,16 +324,23 @@ class DeskConsumer(RefdeskConsumer):
         if self.librarian is not None and self.groups_joined:
             await desk_left(socket_id=self.channel_name)
 
-    async def heard(self, *, force: bool = False) -> None:
-        """Refresh presence, at most once a second per socket."""
-        now = time.monotonic()
-        if force or now - self.last_heard >= 1.0:
-            self.last_heard = now
-            await desk_heard(
-                librarian=self.librarian,
-                socket_id=self.channel_name,
-                available=self.available,
-            )
+    async def heard(self) -> None:
+        """Refresh this socket's presence."""
+        self.last_heard = time.monotonic()
+        await desk_heard(
+            librarian=self.librarian,
+            socket_id=self.channel_name,
+            available=self.available,
+        )
+
+    async def set_presence(self, status: str) -> None:
+        self.available = status == "available"
+        await self.heard()
+        await self.send_presence()
+        if self.available:
+            await self.send_queue()
+        else:
+            await reroute_unstaffed()
 
     async def send_presence(self) -> None:
         timeout = settings.REFDESK_PRESENCE_TIMEOUT.total_seconds()
@@ -303,21 +358,45 @@ class DeskConsumer(RefdeskConsumer):
         await self.send_json({"type": "queue", "conversations": items})
 
     async def on_frame(self, content: dict) -> None:
+        """Heartbeats share one lane and each conversation has its own. A
+        presence change and a resume run here, holding back the events that
+        follow them: offers wait for the queue they would land in, live
+        messages for the history."""
         frame = protocol.parse_desk_frame(content)
         match frame:
             case protocol.Heartbeat():
-                await self.heard(force=True)
-                return
+                self.last_heard = time.monotonic()
+                await self.in_lane(PRESENCE, content, self.heard)
             case protocol.SetPresence(status=status):
-                self.available = status == "available"
-                await self.heard(force=True)
-                await self.send_presence()
-                if self.available:
-                    await self.send_queue()
-                else:
-                    await reroute_unstaffed()
-                return
-        await self.heard()
+                await self.set_presence(status)
+            case protocol.Resume(conversation=cid, after_seq=after_seq):
+                await self.heard_soon(content)
+                await self.resume(cid, after_seq)
+            case _:
+                await self.heard_soon(content)
+                await self.in_lane(frame.conversation, content, lambda: self.act(frame))
+
+    async def heard_soon(self, content: dict) -> None:
+        """Any frame shows the librarian is there: refresh presence, at most once
+        a second, beside the frame's own work."""
+        if time.monotonic() - self.last_heard >= 1.0:
+            self.last_heard = time.monotonic()
+            await self.in_lane(PRESENCE, content, self.heard)
+
+    async def resume(self, cid: UUID, after_seq: int) -> None:
+        frames = await librarian_messages_after(
+            conversation_id=cid, librarian=self.librarian, after_seq=after_seq
+        )
+        for message in frames:
+            await self.send_json(message)
+        last_seq = frames[-1]["seq"] if frames else after_seq
+        if (order := self.orders.get(str(cid))) is not None:
+            order.sent_up_to(last_seq)
+        await self.send_json(
+            {"type": "resumed", "conversation": str(cid), "last_seq": last_seq}
+        )
+
+    async def act(self, frame) -> None:
         match frame:
             case protocol.Accept(conversation=conversation_id):
                 await accept_conversation(
@@ -340,18 +419,6 @@ class DeskConsumer(RefdeskConsumer):
                     await self.channel_layer.group_send(
                         group, {"type": "conversation.typing", "sender": "librarian"}
                     )
-            case protocol.Resume(conversation=cid, after_seq=after_seq):
-                frames = await librarian_messages_after(
-                    conversation_id=cid, librarian=self.librarian, after_seq=after_seq
-                )
-                for message in frames:
-                    await self.send_json(message)
-                last_seq = frames[-1]["seq"] if frames else after_seq
-                if (order := self.orders.get(str(cid))) is not None:
-                    order.sent_up_to(last_seq)
-                await self.send_json(
-                    {"type": "resumed", "conversation": str(cid), "last_seq": last_seq}
-                )
             case protocol.Transfer(conversation=cid, to_library=slug, note=note):
                 await transfer_conversation(
                     conversation_id=cid,
@@ -459,7 +526,7 @@ class DeskConsumer(RefdeskConsumer):
 
     async def desk_signed_off(self, event):
         self.available = False
-        await self.heard(force=True)
+        await self.heard()
         await self.send_presence()
 
     async def session_logout(self, event):

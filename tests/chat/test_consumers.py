@@ -4,6 +4,7 @@ layer and PostgreSQL, asserting PROTOCOL.md's exact shapes."""
 import json
 import uuid
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -20,6 +21,7 @@ from tests.chat.conftest import (
     receive_until,
     session_cookie,
 )
+from tests.conftest import test_database_url as database_url
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -786,4 +788,80 @@ async def test_offline_status_promises_a_concrete_answer_time(springfield, start
         None,
     )
     assert status["answer_by"] > conversation.created_at.isoformat()
+    await patron.disconnect()
+
+
+async def test_a_chat_stuck_on_the_database_holds_none_of_the_desks_other_chats(
+    springfield_desk, start_chat
+):
+    """A desk carries many chats: while one waits on the database (here a real
+    row lock held by another session), the desk's other chats go on both ways,
+    and the stuck one finishes, in order, once the lock goes (chat.lanes)."""
+    desk, _, _ = await open_desk(springfield_desk[1])
+    stuck, _, _ = await _start_and_accept(desk, start_chat, question="First?")
+    other, token, _ = await _start_and_accept(desk, start_chat, question="Second?")
+    patron = await _patron(other, token)
+    await receive_until(patron, "message")
+
+    locker = await psycopg.AsyncConnection.connect(database_url())
+    try:
+        await locker.execute(
+            "SELECT 1 FROM chat_conversation WHERE id = %s FOR UPDATE", [stuck.id]
+        )
+        for n in (1, 2):
+            await desk.send_json_to(
+                {
+                    "type": "message",
+                    "conversation": str(stuck.id),
+                    "body": f"Held {n}",
+                    "client_id": f"held-{n}",
+                }
+            )
+        await desk.send_json_to(
+            {
+                "type": "message",
+                "conversation": str(other.id),
+                "body": "Not held",
+                "client_id": "free-1",
+            }
+        )
+        echo = await receive(desk)
+        assert (echo["conversation"], echo["body"]) == (str(other.id), "Not held")
+        assert (await receive(patron))["body"] == "Not held"
+        await patron.send_json_to(
+            {"type": "message", "body": "Thanks", "client_id": "p"}
+        )
+        assert (await receive(patron))["body"] == "Thanks"
+        assert (await receive(desk))["body"] == "Thanks"
+        assert await desk.receive_nothing(0.3)  # the stuck chat's are still waiting
+    finally:
+        await locker.rollback()
+        await locker.close()
+
+    released = [await receive(desk), await receive(desk)]
+    assert [(m["conversation"], m["seq"], m["body"]) for m in released] == [
+        (str(stuck.id), 2, "Held 1"),
+        (str(stuck.id), 3, "Held 2"),
+    ]
+    await patron.disconnect()
+    await desk.disconnect()
+
+
+async def test_a_closing_desk_finishes_the_frames_it_took(springfield_desk, start_chat):
+    """A message the desk sent just before its socket closed is still stored."""
+    desk, _, _ = await open_desk(springfield_desk[1])
+    conversation, token, _ = await _start_and_accept(desk, start_chat)
+    patron = await _patron(conversation, token)
+    await receive_until(patron, "message")  # the question
+    await desk.send_json_to(
+        {
+            "type": "message",
+            "conversation": str(conversation.id),
+            "body": "Sent while closing",
+            "client_id": "last-words",
+        }
+    )
+    await desk.disconnect()
+    last = await receive(patron)
+    assert (last["seq"], last["body"]) == (2, "Sent while closing")
     await patron.disconnect()
