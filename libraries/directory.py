@@ -12,13 +12,16 @@ times a week, so each process keeps one copy instead of five queries a read:
 - whatever sends no signal (`QuerySet.update()`) should call `changed()`; if
   it does not, no copy is older than `REFDESK_LIBRARY_CACHE_SECONDS`.
 
+Reading the version is a Redis round trip, so a process reads it at most once
+per `VERSION_CHECK_SECONDS`: another process's change is seen within that.
+
 The `Library` objects returned are shared between threads: read them, never
 save or modify them.
 """
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -34,9 +37,11 @@ from libraries.models import (
     LocalInfoSection,
     SpecialHours,
     WeeklyHours,
+    WidgetOrigin,
 )
 
 VERSION_KEY = "libraries.directory.version"
+VERSION_CHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class _Copy:
     version: object
     loaded_at: float
     libraries: dict[int, Library]
+    by_slug: dict[str, Library]
+    checked_at: float = 0.0
 
 
 _lock = threading.Lock()
@@ -52,20 +59,46 @@ _copy: _Copy | None = None
 
 def libraries() -> dict[int, Library]:
     """Every member library by id, with `weekly_hours`, `special_hours` and
-    `closures` (from two days ago on), `partners` and `local_info` prefetched."""
+    `closures` (from two days ago on), `partners`, `local_info` and
+    `widget_origins` prefetched."""
+    return _current().libraries
+
+
+def by_slug(slug: str) -> Library | None:
+    """The member library with this slug, or None. An unknown slug does not
+    reload the copy (slugs come from URLs: anyone can send any)."""
+    return _current().by_slug.get(slug)
+
+
+def _current() -> _Copy:
     global _copy
-    version = cache.get(VERSION_KEY)
     held = _copy
+    now = time.monotonic()
     if (
         held is not None
-        and held.version == version
-        and time.monotonic() - held.loaded_at < settings.REFDESK_LIBRARY_CACHE_SECONDS
+        and now - held.loaded_at < settings.REFDESK_LIBRARY_CACHE_SECONDS
     ):
-        return held.libraries
+        if now - held.checked_at < VERSION_CHECK_SECONDS:
+            return held
+        version = cache.get(VERSION_KEY)
+        if held.version == version:
+            with _lock:
+                if _copy is held:
+                    _copy = held = replace(held, checked_at=now)
+            return held
+    else:
+        version = cache.get(VERSION_KEY)
     loaded = _load()
+    fresh = _Copy(
+        version=version,
+        loaded_at=now,
+        libraries=loaded,
+        by_slug={library.slug: library for library in loaded.values()},
+        checked_at=now,
+    )
     with _lock:
-        _copy = _Copy(version, time.monotonic(), loaded)
-    return loaded
+        _copy = fresh
+    return fresh
 
 
 def library(library_id: int) -> Library:
@@ -92,6 +125,7 @@ def _load() -> dict[int, Library]:
             Prefetch("closures", queryset=Closure.objects.filter(last__gte=recent)),
             Prefetch("partners", queryset=Library.objects.only("id")),
             "local_info",
+            "widget_origins",
         )
     }
 
@@ -122,7 +156,15 @@ def _on_change(sender, **kwargs) -> None:
 
 
 def connect_signals() -> None:
-    for model in (Library, WeeklyHours, SpecialHours, Closure, LocalInfoSection):
+    models = (
+        Library,
+        WeeklyHours,
+        SpecialHours,
+        Closure,
+        LocalInfoSection,
+        WidgetOrigin,
+    )
+    for model in models:
         uid = f"libraries.directory.{model.__name__}"
         post_save.connect(_on_change, sender=model, dispatch_uid=f"{uid}.save")
         post_delete.connect(_on_change, sender=model, dispatch_uid=f"{uid}.delete")

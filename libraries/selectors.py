@@ -3,16 +3,18 @@
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from libraries import hours
+from libraries import directory, hours
 from libraries.models import Librarian, Library, Role, ServiceAreaKind
 from refdesk.errors import NotFound
 
 
 def get_library(*, slug: str) -> Library:
-    try:
-        return Library.objects.get(slug=slug)
-    except Library.DoesNotExist:
-        raise NotFound(f"no member library {slug!r}") from None
+    """The member library with this slug, from the process's copy
+    (`libraries.directory`): read it, never save it."""
+    library = directory.by_slug(slug)
+    if library is None:
+        raise NotFound(f"no member library {slug!r}")
+    return library
 
 
 def libraries_with_calendars() -> QuerySet[Library]:
@@ -134,9 +136,7 @@ def widget_origins(*, slug: str) -> set[str]:
     Its website's origin plus any its admins registered; empty for an unknown
     library.
     """
-    library = (
-        Library.objects.filter(slug=slug).prefetch_related("widget_origins").first()
-    )
+    library = directory.by_slug(slug)
     if library is None:
         return set()
     found = {o.origin for o in library.widget_origins.all()}
@@ -146,13 +146,9 @@ def widget_origins(*, slug: str) -> set[str]:
 
 
 def all_widget_origins() -> set[str]:
-    from libraries.models import WidgetOrigin
-
-    found = set(WidgetOrigin.objects.values_list("origin", flat=True))
-    found.update(
-        filter(
-            None,
-            (origin_of(w) for w in Library.objects.values_list("website", flat=True)),
-        )
-    )
+    found = set()
+    for library in directory.libraries().values():
+        found.update(o.origin for o in library.widget_origins.all())
+        if website := origin_of(library.website):
+            found.add(website)
     return found

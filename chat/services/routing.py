@@ -11,7 +11,6 @@ from uuid import UUID
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from chat import events, policy, protocol, selectors, tasks
@@ -50,12 +49,15 @@ def check_patron_token(*, conversation_id: UUID, token: str) -> None:
 
 
 def _member_library(declared: str) -> Library | None:
-    declared = " ".join(declared.split())
+    """The member library a patron named as home, by slug or name, any case."""
+    declared = " ".join(declared.split()).casefold()
     if not declared:
         return None
-    return Library.objects.filter(
-        Q(slug__iexact=declared) | Q(name__iexact=declared)
-    ).first()
+    members = sorted(directory.libraries().values(), key=lambda library: library.id)
+    return next(
+        (m for m in members if declared in (m.slug.casefold(), m.name.casefold())),
+        None,
+    )
 
 
 @transaction.atomic
@@ -108,7 +110,12 @@ def start_conversation(
     )
     _record_step(conversation, route, now)
     _announce(
-        conversation, previously_eligible=set(), reason="escalated", question=question
+        conversation,
+        previously_eligible=set(),
+        reason="escalated",
+        question=question,
+        # Nobody holds the token yet: the patron's socket opens with a status.
+        tell_patron=False,
     )
     if route.step == "offline":
         _ticket_if_email(conversation, "chat_offline", now)
@@ -167,6 +174,7 @@ def _announce(
     previously_eligible: set[int],
     reason: str,
     question: str | None = None,
+    tell_patron: bool = True,
 ) -> None:
     """Tell desks and the patron where a conversation now stands; arm its timer."""
     eligible = selectors.eligible_library_ids(conversation)
@@ -195,7 +203,8 @@ def _announce(
                 "reason": reason,
             },
         )
-    _send_status(conversation)
+    if tell_patron:
+        _send_status(conversation)
     if conversation.status == ConversationStatus.WAITING and conversation.escalate_at:
         conversation_id, eta = str(conversation.id), conversation.escalate_at
         transaction.on_commit(

@@ -518,9 +518,9 @@ def test_staffing_snapshot_query_count_does_not_grow_with_libraries(
     assert len(six) == 6
     assert all(s.open_chats == 1 and s.available_librarians == 1 for s in six.values())
     assert sum(len(s.partner_ids) for s in six.values()) == 4
-    # After a change: open chats + the libraries with their calendars and cards
-    # (libraries/directory.py); afterwards only the open chats.
-    assert six_count == three_count == 7
+    # After a change: open chats + the libraries with their calendars, cards and
+    # widget origins (libraries/directory.py); afterwards only the open chats.
+    assert six_count == three_count == 8
     assert warm_count == 1
     assert warm == six
 

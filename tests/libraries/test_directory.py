@@ -9,8 +9,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from libraries import directory, services
-from libraries.models import Closure, Library, LocalInfoSection, WeeklyHours
+from libraries import directory, selectors, services
+from libraries.models import (
+    Closure,
+    Library,
+    LocalInfoSection,
+    WeeklyHours,
+    WidgetOrigin,
+)
 
 
 def reads(call) -> int:
@@ -24,7 +30,8 @@ def test_a_second_read_costs_no_query(make_library):
     make_library("shelbyville").partners.add(springfield)
 
     first = reads(directory.libraries)
-    assert first == 6  # libraries, then hours, special days, closures, partners, cards
+    # libraries, then hours, special days, closures, partners, cards, widget origins
+    assert first == 7
     assert reads(directory.libraries) == 0
     libraries = directory.libraries()
     assert {lib.slug for lib in libraries.values()} == {"springfield", "shelbyville"}
@@ -87,10 +94,20 @@ def test_the_saved_value_is_what_the_next_read_sees(make_library):
     assert directory.libraries()[springfield.id].always_open is False
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 @pytest.mark.django_db(transaction=True)
 def test_another_process_sees_a_committed_change_through_the_shared_version(
-    make_library,
+    make_library, monkeypatch
 ):
+    clock = Clock()
+    monkeypatch.setattr(directory, "time", clock)
     springfield = make_library("springfield")
     directory.libraries()
     version = cache.get(directory.VERSION_KEY)
@@ -101,7 +118,38 @@ def test_another_process_sees_a_committed_change_through_the_shared_version(
     assert held[springfield.id].name != "Springfield Library"  # not told yet
     cache.set(directory.VERSION_KEY, (version or 0) + 1, timeout=None)
 
+    # The version is read at most once per VERSION_CHECK_SECONDS ...
+    clock.now += directory.VERSION_CHECK_SECONDS / 2
+    assert reads(directory.libraries) == 0
+    assert directory.libraries()[springfield.id].name != "Springfield Library"
+    # ... and once it is, the change is there.
+    clock.now += directory.VERSION_CHECK_SECONDS
     assert directory.libraries()[springfield.id].name == "Springfield Library"
+
+
+def test_slugs_are_looked_up_in_the_copy_without_a_query(make_library):
+    springfield = make_library("springfield")
+    directory.libraries()
+
+    with CaptureQueriesContext(connection) as queries:
+        assert directory.by_slug("springfield").id == springfield.id
+        assert directory.by_slug("no-such-library") is None  # no reload for it
+    assert len(queries) == 0
+
+
+def test_a_new_widget_origin_is_allowed_at_once(make_library):
+    springfield = make_library("springfield", website="https://springfield.example")
+    assert selectors.widget_origins(slug="springfield") == {
+        "https://springfield.example"
+    }
+
+    WidgetOrigin.objects.create(library=springfield, origin="https://catalog.example")
+
+    assert selectors.widget_origins(slug="springfield") == {
+        "https://springfield.example",
+        "https://catalog.example",
+    }
+    assert "https://catalog.example" in selectors.all_widget_origins()
 
 
 @pytest.mark.django_db(transaction=True)
