@@ -7,6 +7,7 @@ origins (see `chat.ws_urls`).
 
 import gc
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
@@ -34,3 +35,10 @@ start_embedded_celery()
 # whatever the process was delivering (issue 7). Frozen, full passes skip it.
 gc.collect()
 gc.freeze()
+
+# The event loop shares the GIL with the thread running views and the
+# consumers' database calls. When that thread is busy (a chat starting, an
+# accept), the loop waits up to the switch interval each time it needs the GIL
+# back: at the default 5 ms a message waited that long at each of its steps.
+# 1 ms: delivery p99 at 200 conversations 10.9 vs 12.7 ms (issue 7).
+sys.setswitchinterval(0.001)

@@ -2,6 +2,7 @@
 
 import gc
 import importlib
+import sys
 
 
 def test_loading_the_application_freezes_what_it_loaded():
@@ -13,3 +14,9 @@ def test_loading_the_application_freezes_what_it_loaded():
     assert gc.get_freeze_count() == 0
     importlib.reload(refdesk.asgi)
     assert gc.get_freeze_count() > 10_000
+
+
+def test_the_event_loop_gets_the_gil_back_within_a_millisecond():
+    import refdesk.asgi  # noqa: F401
+
+    assert sys.getswitchinterval() == 0.001
