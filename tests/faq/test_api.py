@@ -115,7 +115,8 @@ def test_faq_search_is_rate_limited_per_address(client, demo_faq, settings):
 def test_faq_api_costs_a_fixed_number_of_queries(
     client, demo_faq, django_assert_max_num_queries
 ):
-    with django_assert_max_num_queries(2):  # the library, the search
+    client.get(faq_url("springfield"))  # a process's first request loads the libraries
+    with django_assert_max_num_queries(1):  # the search (the library is in memory)
         response = client.get(
             faq_url("springfield"), {"q": "library card out of state"}
         )
