@@ -268,7 +268,7 @@ class PatronConsumer(RefdeskConsumer):
         await self.send_json({"type": "typing", "sender": event["sender"]})
 
 
-PRESENCE = "presence"  # the desk's lane for heartbeats and presence changes
+PRESENCE = "presence"  # the desk's lane for presence refreshes (heartbeats)
 
 
 class DeskConsumer(RefdeskConsumer):
