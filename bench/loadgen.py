@@ -132,6 +132,8 @@ class Recorder:
     """Latencies (ms) and counters for one phase of one setup."""
 
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # (send time in ns, ms) of every delivery: where in the phase the slow ones were
+    timeline: list[tuple[int, float]] = field(default_factory=list)
     errors: Counter = field(default_factory=Counter)
     sent: int = 0
     window_sent: int = 0
@@ -140,6 +142,11 @@ class Recorder:
     def add(self, name: str, ms: float) -> None:
         if self.recording:
             self.latency[name].append(ms)
+
+    def delivered(self, name: str, sent_ns: int, ms: float) -> None:
+        if self.recording:
+            self.latency[name].append(ms)
+            self.timeline.append((sent_ns, ms))
 
 
 class LoopLag:
@@ -197,7 +204,9 @@ class Conversation:
         elif self.recorder is not None:
             t0 = sent_at(body)
             if t0 is not None:
-                self.recorder.add("p2l" if sender == "p" else "l2p", (t - t0) / 1e6)
+                self.recorder.delivered(
+                    "p2l" if sender == "p" else "l2p", t0, (t - t0) / 1e6
+                )
 
     def outstanding(self) -> int:
         """Messages sent but not yet acknowledged, or acknowledged but not delivered."""

@@ -92,6 +92,28 @@ def pct(values: list[float], q: float) -> float | None:
     return round(ordered[index], 3)
 
 
+def timeline(samples: list[tuple[int, float]], slices: int = 10) -> list[dict]:
+    """Delivery latency by when the message was sent: `slices` equal slices of
+    the phase, so a tail can be placed (the phase's start, a burst, all along)."""
+    if not samples:
+        return []
+    t0 = min(t for t, _ in samples)
+    width = max(1, max(t for t, _ in samples) - t0 + 1) / slices
+    buckets: list[list[float]] = [[] for _ in range(slices)]
+    for t, ms in samples:
+        buckets[min(slices - 1, int((t - t0) / width))].append(ms)
+    return [
+        {
+            "from_s": round(i * width / 1e9, 1),
+            "n": len(bucket),
+            "p50": pct(bucket, 50),
+            "p99": pct(bucket, 99),
+            "max": round(max(bucket), 3) if bucket else None,
+        }
+        for i, bucket in enumerate(buckets)
+    ]
+
+
 def dist(values: list[float]) -> dict:
     return {
         "n": len(values),
@@ -335,6 +357,11 @@ class Bench:
             f"p99={lat['p99']} ms  machine {window['machine_busy_pct']}% "
             f"(foreign {window['foreign_cores']} cores)  {dict(integrity) or 'clean'}"
         )
+        if result["delivery_timeline"]:
+            self.say(
+                "  p99 by tenth of the phase: "
+                + " ".join(str(s["p99"]) for s in result["delivery_timeline"])
+            )
         return result
 
     async def _trickle(self, setup, recorder, steady: float) -> list:
@@ -401,6 +428,7 @@ class Bench:
                 "start_http_burst": dist(lat["start_http_burst"]),
                 "accept_burst": dist(lat["accept_burst"]),
             },
+            "delivery_timeline": timeline(recorder.timeline),
             "cpu_ms_per_msg": {
                 "app": round(1000 * app_cpu / sent, 3) if sent else None,
                 "total": round(1000 * total_cpu / sent, 3) if sent else None,
