@@ -455,12 +455,21 @@ class DeskConsumer(RefdeskConsumer):
 
     async def desk_accepted(self, event):
         frame = event["frame"]
+        conversation_id = frame["conversation"]
         order = self.track(frame)
         await self.send_json(frame)
-        # Messages stored between the accept and joining the conversation's
-        # group were published before this socket listened: read them.
-        await self.follow(frame["conversation"])
-        await order.catch_up()
+
+        async def listen() -> None:
+            await self.follow(conversation_id)
+            # Messages stored between the accept and joining the conversation's
+            # group were published before this socket listened: read them.
+            await order.catch_up()
+
+        # In the conversation's lane: the read waits its turn on the database
+        # thread, and meanwhile this desk's other chats must go on arriving
+        # (issue 7: awaited here, each accept stalled all of them, and a desk
+        # carries dozens).
+        await self.in_lane(UUID(conversation_id), frame, listen)
 
     async def follow(self, conversation_id: str) -> None:
         """Join the conversation's group: its messages are published there once."""

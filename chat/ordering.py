@@ -26,6 +26,7 @@ class SeqOrder:
         self.gap_wait = gap_wait
         self.held: dict[int, Frame] = {}
         self.filler: asyncio.Task | None = None
+        self.closed = False
 
     def sent_up_to(self, seq: int) -> None:
         """Record frames sent outside this buffer (history, resume)."""
@@ -35,7 +36,7 @@ class SeqOrder:
 
     async def push(self, frame: Frame) -> None:
         seq = frame["seq"]
-        if seq <= self.last:
+        if self.closed or seq <= self.last:
             return  # already sent: history, a resume or a gap fill
         if seq != self.last + 1:
             self.held[seq] = frame
@@ -58,6 +59,8 @@ class SeqOrder:
     async def catch_up(self) -> None:
         """Send whatever the database holds after the last frame sent."""
         for frame in await self.fetch(self.last):
+            if self.closed:  # closed while the database was read
+                return
             if frame["seq"] > self.last:
                 self.held.pop(frame["seq"], None)
                 self.last = frame["seq"]
@@ -76,6 +79,9 @@ class SeqOrder:
         await self.catch_up()
 
     def close(self) -> None:
+        """Send nothing more (the chat left this socket)."""
+        self.closed = True
+        self.held.clear()
         if self.filler is not None:
             self.filler.cancel()
             self.filler = None

@@ -7,10 +7,11 @@ import uuid
 import psycopg
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.test import Client
 
-from chat import services
+from chat import events, selectors, services
 from chat.models import Conversation, ConversationStatus, Message
 from tests.chat.conftest import (
     desk_socket,
@@ -843,6 +844,56 @@ async def test_a_chat_stuck_on_the_database_holds_none_of_the_desks_other_chats(
         (str(stuck.id), 2, "Held 1"),
         (str(stuck.id), 3, "Held 2"),
     ]
+    await patron.disconnect()
+    await desk.disconnect()
+
+
+async def test_an_accepted_chats_catch_up_read_holds_none_of_the_desks_other_chats(
+    springfield_desk, start_chat
+):
+    """On `accepted` a desk reads what was stored before it joined the chat's
+    group. That read waits its turn on the process's database thread; here the
+    thread is held by another accept stuck on a real row lock. Meanwhile the
+    desk's other chats keep arriving (chat.lanes)."""
+    librarian, cookie = springfield_desk
+    desk, _, _ = await open_desk(cookie)
+    flowing, token, _ = await _start_and_accept(desk, start_chat, question="One?")
+    rejoined, _, _ = await _start_and_accept(desk, start_chat, question="Two?")
+    stuck, _ = await db(start_chat)(question="Three?")
+    await receive_until(desk, "offer")
+    patron = await _patron(flowing, token)
+    await receive_until(patron, "message")
+    [frame] = await db(
+        lambda: selectors.accepted_payloads([Conversation.objects.get(pk=rejoined.pk)])
+    )()
+
+    locker = await psycopg.AsyncConnection.connect(database_url())
+    try:
+        await locker.execute(
+            "SELECT 1 FROM chat_conversation WHERE id = %s FOR UPDATE", [stuck.id]
+        )
+        # This accept holds the database thread until the lock goes.
+        await desk.send_json_to({"type": "accept", "conversation": str(stuck.id)})
+        # Another tab of the librarian accepted `rejoined` (as after a transfer
+        # back): this desk tracks it again and must read its history.
+        await get_channel_layer().group_send(
+            events.librarian_desks_group(librarian.pk),
+            {"type": "desk.accepted", "frame": frame},
+        )
+        assert (await receive(desk))["conversation"] == str(rejoined.id)
+        await patron.send_json_to(
+            {"type": "message", "body": "Hello?", "client_id": "p"}
+        )
+        arrived = await receive(desk)
+        assert (arrived["conversation"], arrived["body"]) == (str(flowing.id), "Hello?")
+    finally:
+        await locker.rollback()
+        await locker.close()
+        # Even when the test fails: the accept must finish on this test's loop.
+        accepted = await receive_until(desk, "accepted")
+
+    assert accepted["conversation"] == str(stuck.id)
+    assert await desk.receive_nothing(0.3)
     await patron.disconnect()
     await desk.disconnect()
 

@@ -72,3 +72,26 @@ async def test_catch_up_sends_what_was_stored_before_the_socket_listened():
     assert sent == [3, 4, 5, 6]
     await order.push(frame(4))
     assert sent == [3, 4, 5, 6]
+
+
+async def test_a_closed_buffer_sends_nothing_more_even_from_a_read_in_flight():
+    sent: list[int] = []
+    reading = asyncio.Event()
+    release = asyncio.Event()
+
+    async def send(f):
+        sent.append(f["seq"])
+
+    async def fetch(after):
+        reading.set()
+        await release.wait()
+        return [frame(2), frame(3)]
+
+    order = SeqOrder(send, fetch, 1, gap_wait=0.01)
+    catching_up = asyncio.create_task(order.catch_up())
+    await reading.wait()
+    order.close()  # the chat left the socket (closed, transferred) meanwhile
+    release.set()
+    await catching_up
+    await order.push(frame(2))
+    assert sent == []
