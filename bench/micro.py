@@ -1,0 +1,252 @@
+"""Micro-benchmarks of the costs the load bench cannot separate (issue 7).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/refdesk_micro \\
+    REDIS_URL=redis://127.0.0.1:6379/0 REFDESK_REDIS_PREFIX=micro \\
+    python -m bench.micro ops        # CPU per step of a chat's life
+    python -m bench.micro statements # PostgreSQL CPU per stored message, by shape
+
+Run it on a scratch database (it migrates, seeds the demo and starts chats
+there) with nothing else busy: figures are CPU time, but a loaded machine
+inflates them.
+
+`ops` times, in this process, the synchronous work a web process does for
+each chat besides its messages: the start request (through Django's test
+client and the whole middleware stack), the accept, the patron socket opening,
+a desk's catch-up read and a desk heartbeat. In a web process each runs on the
+one thread that Django gives all sync work, sharing the GIL with the event loop
+that delivers messages. The publishes they make go through this process's
+publisher loop (`chat.events`) and are counted.
+
+`statements` stores messages with the statement the sockets use
+(`chat.services.messages`) and reads the CPU time of every PostgreSQL process
+from /proc around it: one autocommit statement per message (as served), the
+same without the foreign-key triggers (`session_replication_role = replica`:
+what the checks cost), one pipeline per message, and batches of 5 and 20
+messages per transaction (what group commit would save).
+"""
+
+import argparse
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from functools import partial
+
+import django
+
+BODY = "Hello there, a message body of ordinary length for a reference chat."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=("ops", "statements"))
+    parser.add_argument("-n", type=int, default=0, help="repetitions")
+    args = parser.parse_args()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refdesk.settings")
+    os.environ.setdefault("REFDESK_CHAT_RATE_PER_MINUTE", "1000000")
+    django.setup()
+    librarian = _prepare()
+    if args.what == "ops":
+        _ops(librarian, args.n or 150)
+    else:
+        _statements(librarian, args.n or 3000)
+
+
+def _prepare():
+    from django.core.management import call_command
+
+    from chat import services
+    from libraries.models import Librarian, Library
+
+    call_command("migrate", verbosity=0)
+    call_command("seed_demo", verbosity=0, always_open=True)
+    Library.objects.update(chats_per_librarian=1000)  # capacity never routes
+    librarian = (
+        Librarian.objects.select_related("library", "user")
+        .filter(library__slug="springfield")
+        .order_by("pk")
+        .first()
+    )
+    services.desk_heard(librarian=librarian, socket_id="micro-desk", available=True)
+    return librarian
+
+
+def _summary(name: str, ms: list[float], unit: str = "CPU ms") -> None:
+    ms = sorted(ms)
+    print(
+        f"{name:16} {unit}: mean {sum(ms) / len(ms):.3f}  p50 {ms[len(ms) // 2]:.3f}"
+        f"  p90 {ms[int(len(ms) * 0.9)]:.3f}  (n={len(ms)})"
+    )
+
+
+def _ops(librarian, n: int) -> None:
+    from django.test import Client
+
+    from chat import services
+
+    client = Client(REMOTE_ADDR="10.0.0.9", HTTP_HOST="127.0.0.1")
+    body = json.dumps({"question": "Do you have Moby-Dick?", "name": "Ann"})
+
+    def start() -> str:
+        response = client.post(
+            "/api/v1/libraries/springfield/conversations",
+            data=body,
+            content_type="application/json",
+            HTTP_ORIGIN="http://127.0.0.1:8000",
+        )
+        assert response.status_code == 201, response.content
+        return response.json()["id"]
+
+    steps: dict[str, list[float]] = {
+        name: []
+        for name in ("start", "accept", "patron opens", "catch-up", "heartbeat")
+    }
+
+    def timed(name: str, work: Callable, record: bool):
+        t = time.process_time()
+        out = work()
+        if record:
+            steps[name].append((time.process_time() - t) * 1000)
+        return out
+
+    for i in range(n + 20):  # the first 20 warm the caches up
+        record = i >= 20
+        cid = timed("start", start, record)
+        for name, work in (
+            (
+                "accept",
+                partial(
+                    services.accept_conversation,
+                    conversation_id=cid,
+                    librarian=librarian,
+                ),
+            ),
+            ("patron opens", partial(services.patron_opened, conversation_id=cid)),
+            (
+                "catch-up",
+                partial(
+                    services.librarian_messages_after,
+                    conversation_id=cid,
+                    librarian=librarian,
+                    after_seq=1,
+                ),
+            ),
+            (
+                "heartbeat",
+                partial(
+                    services.desk_heard,
+                    librarian=librarian,
+                    socket_id="micro-desk",
+                    available=True,
+                ),
+            ),
+        ):
+            timed(name, work, record)
+        services.close_conversation(conversation_id=cid, librarian=librarian)
+    for name, ms in steps.items():
+        _summary(name, ms)
+
+
+def _postgres_cpu_s() -> float:
+    """CPU seconds of every PostgreSQL process on this machine."""
+    ticks = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                line = stat.read()
+        except OSError:
+            continue
+        if line[line.index("(") + 1 : line.rindex(")")].startswith("postgres"):
+            fields = line[line.rindex(")") + 2 :].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _statements(librarian, n: int) -> None:
+    import psycopg
+    from django.utils import timezone
+
+    from chat.models import Conversation, ConversationStatus, Sender
+    from chat.services import messages, queue, routing
+    from refdesk.asyncdb import connection_kwargs
+
+    active = list(
+        Conversation.objects.filter(
+            librarian=librarian, status=ConversationStatus.ACTIVE
+        )[:100]
+    )
+    for _ in range(100 - len(active)):
+        conversation, _ = routing.start_conversation(
+            library_slug=librarian.library.slug, question="A question?"
+        )
+        active.append(
+            queue.accept_conversation(
+                conversation_id=conversation.id, librarian=librarian
+            )
+        )
+
+    def statement(tag: str) -> tuple[str, list]:
+        conversation = random.choice(active)
+        by_librarian = random.random() < 0.5
+        sender = Sender.LIBRARIAN if by_librarian else Sender.PATRON
+        now = timezone.now()
+        update, params = messages._seq_update(
+            conversation.id, sender, librarian if by_librarian else None, now
+        )
+        return messages._INSERT_TAKING_SEQ.format(update=update), [
+            *params,
+            sender,
+            librarian.pk if by_librarian else None,
+            librarian.display_name if by_librarian else None,
+            BODY,
+            f"{tag}-{random.getrandbits(64):x}",
+            now,
+        ]
+
+    def run(shape: str) -> tuple[float, float]:
+        with psycopg.connect(**connection_kwargs()) as conn:
+            if shape == "no foreign keys":
+                conn.execute("SET session_replication_role = replica")
+            for _ in range(20):  # prepared after five uses
+                conn.execute(*statement("warm"))
+            cpu, wall = _postgres_cpu_s(), time.perf_counter()
+            if shape.startswith("batches of"):
+                size = int(shape.rsplit(" ", 1)[1])
+                conn.autocommit = False
+                for _ in range(n // size):
+                    with conn.pipeline():
+                        for _ in range(size):
+                            conn.execute(*statement(shape))
+                    conn.commit()
+            elif shape == "one pipeline each":
+                for _ in range(n):
+                    with conn.pipeline():
+                        conn.execute(*statement(shape))
+            else:
+                for _ in range(n):
+                    conn.execute(*statement(shape))
+            return (
+                (_postgres_cpu_s() - cpu) * 1000 / n,
+                (time.perf_counter() - wall) * 1000 / n,
+            )
+
+    shapes = (
+        "autocommit",
+        "no foreign keys",
+        "one pipeline each",
+        "batches of 5",
+        "batches of 20",
+    )
+    for round_ in (1, 2):
+        for shape in shapes:
+            cpu, wall = run(shape)
+            print(
+                f"round {round_}  {shape:18} PostgreSQL CPU {cpu:.3f} ms/msg"
+                f"  wall {wall:.3f} ms/msg",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
