@@ -37,7 +37,7 @@ class SeqOrder:
     async def push(self, frame: Frame) -> None:
         seq = frame["seq"]
         if self.closed or seq <= self.last:
-            return  # already sent: history, a resume or a gap fill
+            return  # closed, or already sent: history, a resume or a gap fill
         if seq != self.last + 1:
             self.held[seq] = frame
             if self.filler is None:
