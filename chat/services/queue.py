@@ -28,6 +28,7 @@ from chat.services.messages import post_message
 from chat.services.routing import (
     _announce,
     _leave_step,
+    _publish_status,
     _record_step,
     _route_fields,
     _send_status,
@@ -77,7 +78,15 @@ def accept_conversation(
             if not won:
                 continue
             _leave_step(conversation_id, "accepted", now)
-            conversation = selectors.get_conversation(conversation_id)
+            # The row as the update left it, without reading it again: the
+            # update matched `seen`'s status, queue and queue library and now
+            # holds the row's lock, and it set the fields below.
+            conversation = seen
+            conversation.status = ConversationStatus.ACTIVE
+            conversation.librarian = librarian
+            conversation.answering_library_id = librarian.library_id
+            conversation.accepted_at = now
+            conversation.escalate_at = None
             events.send_on_commit(
                 [events.library_desks_group(i) for i in sorted(eligible)],
                 {
@@ -91,7 +100,7 @@ def accept_conversation(
                 events.librarian_desks_group(librarian.pk),
                 {"type": "desk.accepted", "frame": accepted},
             )
-            _send_status(conversation)
+            _publish_status(conversation)
             return conversation
     raise AlreadyTaken("this chat moved on while being accepted; try again")
 

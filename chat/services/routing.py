@@ -274,7 +274,12 @@ _STATUS_FIELDS = (
 
 def _send_status(conversation: Conversation) -> None:
     # Re-read what the frame shows: callers may hold a copy older than their update.
-    conversation = Conversation.objects.only(*_STATUS_FIELDS).get(pk=conversation.pk)
+    _publish_status(Conversation.objects.only(*_STATUS_FIELDS).get(pk=conversation.pk))
+
+
+def _publish_status(conversation: Conversation) -> None:
+    """Tell the patron's sockets where their chat stands, after commit.
+    `conversation` must hold the `_STATUS_FIELDS` as this transaction left them."""
     events.send_on_commit(
         events.conversation_group(conversation.id),
         {

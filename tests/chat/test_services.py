@@ -444,6 +444,29 @@ def test_librarian_message_query_count(active_chat, django_assert_max_num_querie
         )
 
 
+def test_accept_query_count(
+    springfield, staff, start_chat, django_assert_max_num_queries
+):
+    """Read the chat, take it, close its queue step, read its history: the row is
+    not read again for the `accepted` frame or the patron's status."""
+    librarian = staff(springfield)
+    warm, _ = start_chat(question="warm-up")
+    services.accept_conversation(conversation_id=warm.id, librarian=librarian)
+    conversation, _ = start_chat()
+
+    # savepoint, read, update, step, history, release
+    with django_assert_max_num_queries(6):
+        accepted = services.accept_conversation(
+            conversation_id=conversation.id, librarian=librarian
+        )
+
+    stored = Conversation.objects.get(pk=conversation.id)
+    for field in ("status", "librarian_id", "answering_library_id", "accepted_at"):
+        assert getattr(accepted, field) == getattr(stored, field)
+    assert stored.escalate_at is None
+    assert services.patron_status(accepted) == services.patron_status(stored)
+
+
 def count_queries(call: Callable[[], object]) -> tuple[int, object]:
     with CaptureQueriesContext(connection) as context:
         result = call()
