@@ -431,7 +431,7 @@ class Desk:
     async def connect(self) -> None:
         origin = f"http://{HOST}:{self.setup.port}"
         self.ws = await ws_connect(
-            f"ws://{HOST}:{self.setup.port}/ws/desk/",
+            f"ws://{HOST}:{self.setup.ws_port}/ws/desk/",
             origin=origin,
             additional_headers={"Cookie": self.cookie},
             **WS_OPTIONS,
@@ -489,13 +489,16 @@ class RefdeskSetup:
         self,
         port: int,
         *,
+        ws_port: int | None = None,
         librarians: dict[str, list[str]],
         postal_codes: dict[str, list[str]],
         quiet: dict,
         password: str,
         out_of_area_share: float = 0.2,
     ) -> None:
-        self.port = port
+        self.port = port  # HTTP: login, the JSON API
+        # WebSockets: the Procfile's `sockets` process when split, else the same
+        self.ws_port = ws_port or port
         self.password = password
         self.postal_codes = postal_codes
         self.quiet = quiet
@@ -663,7 +666,7 @@ class RefdeskSetup:
                 self._deliver(conv, side, frame, at)
             state.early.clear()
             ws = await ws_connect(
-                f"ws://{HOST}:{self.port}{started['websocket']}", **WS_OPTIONS
+                f"ws://{HOST}:{self.ws_port}{started['websocket']}", **WS_OPTIONS
             )
             self.patrons[cid] = ws
             active = asyncio.Event()
@@ -789,7 +792,7 @@ class RefdeskSetup:
         # The patron leaves, so the probe chat does not linger in the queues.
         with contextlib.suppress(Exception):
             ws = await ws_connect(
-                f"ws://{HOST}:{self.port}{started['websocket']}", **WS_OPTIONS
+                f"ws://{HOST}:{self.ws_port}{started['websocket']}", **WS_OPTIONS
             )
             await ws.send(json.dumps({"type": "close"}))
             await asyncio.sleep(0.2)

@@ -71,10 +71,8 @@ def is_refdesk(name: str) -> bool:
 def costs(name: str) -> dict[str, list[str]]:
     """Process groups whose CPU a setup is charged with ("app" = its ASGI server)."""
     if is_refdesk(name):
-        return {
-            "app": [f"{name}-web"],
-            "total": [f"{name}-web", f"{name}-celery", "postgres", "redis"],
-        }
+        app = [f"{name}-web", f"{name}-sockets"]  # sockets: when split
+        return {"app": app, "total": [*app, f"{name}-celery", "postgres", "redis"]}
     if name == "plain":
         return {"app": ["plain-web"], "total": ["plain-web", "redis"]}
     return {"app": ["bare-relay"], "total": ["bare-relay"]}
@@ -250,6 +248,7 @@ class Bench:
         self.setups = {
             name: loadgen.RefdeskSetup(
                 stack.ports[name],
+                ws_port=stack.ws_ports[name],
                 librarians=seed["librarians"],
                 postal_codes=seed["postal_codes"],
                 quiet=seed["quiet"],
@@ -860,7 +859,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument(
-        "--workers", type=int, default=2, help="uvicorn worker processes (W)"
+        "--workers",
+        type=int,
+        default=2,
+        help="uvicorn worker processes serving the WebSockets (W)",
+    )
+    parser.add_argument(
+        "--http-workers",
+        type=int,
+        default=1,
+        help="uvicorn workers of refdesk's separate HTTP process (H); "
+        "0: the W workers serve HTTP too",
     )
     parser.add_argument(
         "--shared-services",
@@ -893,9 +902,10 @@ def main(argv: list[str] | None = None) -> int:
         "--variant",
         action="append",
         default=[],
-        metavar="NAME=PATH[:W]",
-        help="also run the refdesk source tree at PATH (with W uvicorn workers) "
-        "as setup refdesk@NAME, interleaved with the others (A/B a patch)",
+        metavar="NAME=PATH[:W[/H]]",
+        help="also run the refdesk source tree at PATH (with W socket workers and "
+        "H HTTP workers, 0: not split) as setup refdesk@NAME, interleaved with "
+        "the others (A/B a patch or a layout)",
     )
     args = parser.parse_args(argv)  # fmt: skip
 
@@ -922,6 +932,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stack = Stack(
         workers=args.workers,
+        http_workers=args.http_workers,
         shared=args.shared_services,
         librarians_per_library=profile["librarians"],
         variants=[_variant(v) for v in args.variant],
@@ -982,9 +993,14 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {
                 "uvicorn": "uvicorn <app> " + " ".join(stack.uvicorn_flags),
                 "workers": stack.workers,
+                "http_workers": stack.http_workers,
                 "variants": {
-                    name: {"tree": str(path), "workers": workers or stack.workers}
-                    for name, path, workers in stack.variants
+                    name: {
+                        "tree": str(path),
+                        "workers": stack.build_workers[name][0],
+                        "http_workers": stack.build_workers[name][1],
+                    }
+                    for name, path, _, _ in stack.variants
                 },
                 "celery": f"celery -A refdesk worker --beat --concurrency {stack.celery_concurrency}",
                 "channel_layer": "channels_redis.pubsub.RedisPubSubChannelLayer (refdesk and plain)",
@@ -1029,10 +1045,16 @@ def main(argv: list[str] | None = None) -> int:
     return exit_code
 
 
-def _variant(spec: str) -> tuple[str, Path, int | None]:
+def _variant(spec: str) -> tuple[str, Path, int | None, int | None]:
     name, _, where = spec.partition("=")
-    path, _, workers = where.partition(":")
-    return f"refdesk@{name}", Path(path), int(workers) if workers else None
+    path, _, counts = where.partition(":")
+    workers, _, http = counts.partition("/")
+    return (
+        f"refdesk@{name}",
+        Path(path),
+        int(workers) if workers else None,
+        int(http) if http else None,
+    )
 
 
 def _runner():

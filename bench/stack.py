@@ -4,9 +4,10 @@ PostgreSQL and Redis are the harness's own throwaway servers by default
 (loopback, free ports, removed at the end), so that `pg_stat_statements` and
 `INFO commandstats` count only the bench; `--shared-services` uses the servers
 on 127.0.0.1:5432 and :6379 instead, in the database `refdesk_bench` and the
-Redis prefix `bench-<pid>`. Then refdesk as its Procfile runs it (uvicorn with W
-workers, a Celery worker with beat), the plain Channels reference on the same
-uvicorn command and channel layer, and the bare relay.
+Redis prefix `bench-<pid>`. Then refdesk as its Procfile runs it (`web`, uvicorn
+with H workers for HTTP; `sockets`, uvicorn with W workers for the WebSockets; a
+Celery worker with beat), the plain Channels reference on the same uvicorn
+command (W workers) and channel layer, and the bare relay.
 """
 
 from __future__ import annotations
@@ -163,20 +164,27 @@ class Stack:
     """Everything the bench starts; `stop()` ends all of it (also on errors)."""
 
     workers: int = 2
+    # uvicorn workers of a separate HTTP process (pages, login, the JSON API),
+    # as the Procfile's `web` beside `sockets`; 0 serves HTTP and WebSockets
+    # from the same W workers
+    http_workers: int = 1
     shared: bool = False
     celery_concurrency: int = 2
     librarians_per_library: int = 4
     quiet_wait: int = 2
     password: str = "refdesk-demo"
-    # (name, source tree, uvicorn workers or None) of extra refdesk builds to
-    # interleave with the main one
-    variants: list[tuple[str, Path, int | None]] = field(default_factory=list)
+    # (name, source tree, socket workers or None, HTTP workers or None) of
+    # extra refdesk builds to interleave with the main one
+    variants: list[tuple[str, Path, int | None, int | None]] = field(
+        default_factory=list
+    )
     workdir: Path = field(
         default_factory=lambda: Path(tempfile.mkdtemp(prefix="refdesk-bench-"))
     )
     procs: list[Proc] = field(default_factory=list)
     env: dict = field(default_factory=dict)
-    ports: dict = field(default_factory=dict)
+    ports: dict = field(default_factory=dict)  # HTTP (and the references' sockets)
+    ws_ports: dict = field(default_factory=dict)  # refdesk builds' WebSockets
     pg: dict = field(default_factory=dict)
     redis: dict = field(default_factory=dict)
     seed: dict = field(default_factory=dict)
@@ -218,9 +226,12 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
         }
         self.builds = {"refdesk": (ROOT, self.env)}
-        self.build_workers = {"refdesk": self.workers}
-        for i, (name, tree_root, workers) in enumerate(self.variants, start=1):
-            self.build_workers[name] = workers or self.workers
+        self.build_workers = {"refdesk": (self.workers, self.http_workers)}
+        for i, (name, tree_root, workers, http) in enumerate(self.variants, start=1):
+            self.build_workers[name] = (
+                workers or self.workers,
+                self.http_workers if http is None else http,
+            )
             db = f"{DB_NAME}_v{i}"
             self._sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             self._sql(f'CREATE DATABASE "{db}"')
@@ -254,6 +265,10 @@ class Stack:
 
         t0 = time.monotonic()
         self.ports = {name: free_port() for name in [*self.builds, "plain", "bare"]}
+        self.ws_ports = {
+            name: free_port() if self.build_workers[name][1] else self.ports[name]
+            for name in self.builds
+        }
         uvicorn_flags = [
             "--host", "127.0.0.1",
             "--log-level", "warning",
@@ -263,13 +278,23 @@ class Stack:
         ]  # fmt: skip
         self.uvicorn_flags = ["--workers", str(self.workers), *uvicorn_flags]
         for name, (tree_root, env) in self.builds.items():
-            self._spawn(
-                f"{name}-web",
-                [str(VENV_BIN / "uvicorn"), "refdesk.asgi:application",
-                 "--port", str(self.ports[name]),
-                 "--workers", str(self.build_workers[name]), *uvicorn_flags],
-                env=env, cwd=tree_root,
+            workers, http_workers = self.build_workers[name]
+            # Split (the Procfile's `web` + `sockets`, a proxy sending /ws/ to
+            # the latter): the load generator posts to `web` and opens sockets
+            # on `sockets`. Not split: one server does both.
+            servers = (
+                [("web", self.ports[name], http_workers),
+                 ("sockets", self.ws_ports[name], workers)]
+                if http_workers
+                else [("web", self.ports[name], workers)]
             )  # fmt: skip
+            for role, port, count in servers:
+                self._spawn(
+                    f"{name}-{role}",
+                    [str(VENV_BIN / "uvicorn"), "refdesk.asgi:application",
+                     "--port", str(port), "--workers", str(count), *uvicorn_flags],
+                    env=env, cwd=tree_root,
+                )  # fmt: skip
             self._spawn(
                 f"{name}-celery",
                 [str(VENV_BIN / "celery"), "-A", "refdesk", "worker", "--beat",
@@ -293,10 +318,8 @@ class Stack:
                 str(self.ports["bare"]),
             ],
         )
-        for name in self.ports:
-            wait_until(
-                lambda n=name: self._listening(self.ports[n]), 60, f"{name} server"
-            )
+        for port in {*self.ports.values(), *self.ws_ports.values()}:
+            wait_until(lambda p=port: self._listening(p), 60, f"a server on :{port}")
         for name in self.builds:
             wait_until(
                 lambda n=name: (
