@@ -109,37 +109,10 @@ def markdown(result: dict, png_name: str | None = None) -> str:
                 f"{_f(r['burst_accept_p99'])} | {_f(r['burst_open_s'])} |"
             )
     ramp = s["ramp"]
-    lines += [
-        "",
-        f"## Throughput ramp ({p['ramp_pairs']} conversations, {p['ramp_step']} s steps)",
-        "",
-        "Sustained = the highest step delivered at ≥ 90% of the offered rate with delivery "
-        "p99 ≤ 100 ms and nothing left undelivered.",
-        "",
-        "| setup | sustained msg/s | first failing step | steps (offered: delivered/s, p99 ms) |",
-        "|---|---|---|---|",
-    ]
-    for name in _setups(result):
-        r = ramp.get(name)
-        if not r:
-            continue
-        steps = "; ".join(
-            f"{st['offered']}: {_f(st['delivered_per_s'], 0)}, {_f(st['p99'], 1)}"
-            f"{'' if st['ok'] else ' ✗'}{' (retry)' if st.get('retry') else ''}"
-            for st in r["steps"]
-        )
-        bound = " (load generator saturated)" if r["loadgen_bound"] else ""
-        if r["first_failed"] is None:
-            bound = " (never failed: a floor)" + bound
-        lines.append(
-            f"| {_name(name)} | {'≥ ' if r['first_failed'] is None else ''}"
-            f"{_f(r['sustained_msg_per_s'], 0)}{bound} | "
-            f"{_f(r['first_failed'])} | {steps} |"
-        )
-    lines.append(
-        f"| refdesk ×plain / ×bare | {_f(ramp.get('ratio_vs_plain'), 2)} / "
-        f"{_f(ramp.get('ratio_vs_bare'), 2)} | | |"
-    )
+    if not p["ramp_rates"]:
+        lines += ["", "## Throughput ramp", "", "Not run (`--ramp-rates 0`)."]
+    else:
+        lines += _ramp_table(result, p, ramp)
     of = s["overflow"]
     lines += [
         "",
@@ -235,6 +208,41 @@ def plot(result: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _ramp_table(result: dict, p: dict, ramp: dict) -> list[str]:
+    lines = [
+        "",
+        f"## Throughput ramp ({p['ramp_pairs']} conversations, {p['ramp_step']} s steps)",
+        "",
+        "Sustained = the highest step delivered at ≥ 90% of the offered rate with delivery "
+        "p99 ≤ 100 ms and nothing left undelivered.",
+        "",
+        "| setup | sustained msg/s | first failing step | steps (offered: delivered/s, p99 ms) |",
+        "|---|---|---|---|",
+    ]
+    for name in _setups(result):
+        r = ramp.get(name)
+        if not r:
+            continue
+        steps = "; ".join(
+            f"{st['offered']}: {_f(st['delivered_per_s'], 0)}, {_f(st['p99'], 1)}"
+            f"{'' if st['ok'] else ' ✗'}{' (retry)' if st.get('retry') else ''}"
+            for st in r["steps"]
+        )
+        bound = " (load generator saturated)" if r["loadgen_bound"] else ""
+        if r["first_failed"] is None:
+            bound = " (never failed: a floor)" + bound
+        lines.append(
+            f"| {_name(name)} | {'≥ ' if r['first_failed'] is None else ''}"
+            f"{_f(r['sustained_msg_per_s'], 0)}{bound} | "
+            f"{_f(r['first_failed'])} | {steps} |"
+        )
+    lines.append(
+        f"| refdesk ×plain / ×bare | {_f(ramp.get('ratio_vs_plain'), 2)} / "
+        f"{_f(ramp.get('ratio_vs_bare'), 2)} | | |"
+    )
+    return lines
 
 
 if __name__ == "__main__":
