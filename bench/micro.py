@@ -12,7 +12,8 @@ inflates them.
 `ops` times, in this process, the synchronous work a web process does for
 each chat besides its messages: the start request (through Django's test
 client and the whole middleware stack), the accept, the patron socket opening,
-a desk's catch-up read and a desk heartbeat. In a web process each runs on the
+a desk's catch-up read (on the event loop's pool as served, and through the ORM
+as before) and a desk heartbeat. In a web process each runs on the
 one thread that Django gives all sync work, sharing the GIL with the event loop
 that delivers messages. The publishes they make go through this process's
 publisher loop (`chat.events`) and are counted.
@@ -26,6 +27,7 @@ messages per transaction (what group commit would save).
 """
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -84,6 +86,7 @@ def _ops(librarian, n: int) -> None:
     from django.test import Client
 
     from chat import services
+    from refdesk import asyncdb
 
     client = Client(REMOTE_ADDR="10.0.0.9", HTTP_HOST="127.0.0.1")
     body = json.dumps({"question": "Do you have Moby-Dick?", "name": "Ann"})
@@ -100,8 +103,16 @@ def _ops(librarian, n: int) -> None:
 
     steps: dict[str, list[float]] = {
         name: []
-        for name in ("start", "accept", "patron opens", "catch-up", "heartbeat")
+        for name in (
+            "start",
+            "accept",
+            "patron opens",
+            "catch-up (ORM)",
+            "catch-up",
+            "heartbeat",
+        )
     }
+    loop = asyncio.new_event_loop()  # the sockets' reads run on the server's loop
 
     def timed(name: str, work: Callable, record: bool):
         t = time.process_time()
@@ -124,12 +135,20 @@ def _ops(librarian, n: int) -> None:
             ),
             ("patron opens", partial(services.patron_opened, conversation_id=cid)),
             (
-                "catch-up",
+                "catch-up (ORM)",
                 partial(
                     services.librarian_messages_after,
                     conversation_id=cid,
                     librarian=librarian,
                     after_seq=1,
+                ),
+            ),
+            (
+                "catch-up",
+                lambda cid=cid: loop.run_until_complete(
+                    services.alibrarian_messages_after(
+                        conversation_id=cid, librarian=librarian, after_seq=1
+                    )
                 ),
             ),
             (
@@ -146,6 +165,8 @@ def _ops(librarian, n: int) -> None:
         services.close_conversation(conversation_id=cid, librarian=librarian)
     for name, ms in steps.items():
         _summary(name, ms)
+    loop.run_until_complete(asyncdb.close_pools())
+    loop.close()
 
 
 def _postgres_cpu_s() -> float:

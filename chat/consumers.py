@@ -1,8 +1,9 @@
 """WebSocket consumers: the patron's chat socket and the librarian's desk socket.
 
 Thin by design: authenticate, join groups, parse frames with `protocol`, call
-services (through `database_sync_to_async`, except the message path, which has
-its own async service), and turn layer events into frames.
+services (through `database_sync_to_async`, except the message path and a
+desk's history reads, which have async services of their own), and turn layer
+events into frames.
 """
 
 import logging
@@ -47,7 +48,6 @@ accepted_payloads = database_sync_to_async(selectors.accepted_payloads)
 accept_conversation = database_sync_to_async(services.accept_conversation)
 close_conversation = database_sync_to_async(services.close_conversation)
 transfer_conversation = database_sync_to_async(services.transfer_conversation)
-librarian_messages_after = database_sync_to_async(services.librarian_messages_after)
 desk_heard = database_sync_to_async(services.desk_heard)
 desk_left = database_sync_to_async(services.desk_left)
 reroute_unstaffed = database_sync_to_async(services.reroute_unstaffed)
@@ -384,7 +384,7 @@ class DeskConsumer(RefdeskConsumer):
             await self.in_lane(PRESENCE, content, self.heard)
 
     async def resume(self, cid: UUID, after_seq: int) -> None:
-        frames = await librarian_messages_after(
+        frames = await services.alibrarian_messages_after(
             conversation_id=cid, librarian=self.librarian, after_seq=after_seq
         )
         for message in frames:
@@ -493,7 +493,7 @@ class DeskConsumer(RefdeskConsumer):
         conversation_id = accepted["conversation"]
 
         async def fetch(after_seq: int) -> list[dict]:
-            return await librarian_messages_after(
+            return await services.alibrarian_messages_after(
                 conversation_id=UUID(conversation_id),
                 librarian=self.librarian,
                 after_seq=after_seq,

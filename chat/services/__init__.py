@@ -10,6 +10,7 @@ from chat.services.desks import (
     sign_off_after_closing,
 )
 from chat.services.messages import (
+    alibrarian_messages_after,
     apost_message,
     librarian_messages_after,
     post_message,
@@ -45,6 +46,7 @@ __all__ = [
     "TRANSFER_NOTICE",
     "abandon_if_gone",
     "accept_conversation",
+    "alibrarian_messages_after",
     "apost_message",
     "check_patron_token",
     "close_as_self_served",

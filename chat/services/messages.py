@@ -1,7 +1,7 @@
 """Messages: stored with a gap-free `seq` first, delivered after commit."""
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from channels.db import database_sync_to_async
@@ -126,6 +126,7 @@ async def apost_message(
                 _STORED_BY_CLIENT_ID, [conversation_id, sender, client_id]
             )
             seq, name, body, now = await cursor.fetchone()
+            now = now.astimezone(UTC)  # the session's time zone is the server's
             stored = False
         else:
             row = await cursor.fetchone()
@@ -165,6 +166,11 @@ _STORED_BY_CLIENT_ID = (
     "WHERE conversation_id = %s AND sender = %s AND client_id = %s"
 )
 _STATE = f"SELECT status, librarian_id FROM {_CONVERSATION} WHERE id = %s"
+_DESK_HISTORY = (
+    "SELECT c.librarian_id, m.seq, m.sender, m.name, m.body, m.client_id, m.sent_at "
+    f"FROM {_CONVERSATION} c LEFT JOIN {_MESSAGE} m "
+    "ON m.conversation_id = c.id AND m.seq > %s WHERE c.id = %s ORDER BY m.seq"
+)
 
 
 def _or_patron(name: str | None, patron_name: str) -> str:
@@ -268,7 +274,48 @@ def typing_target(
 def librarian_messages_after(
     *, conversation_id: UUID, librarian: Librarian, after_seq: int
 ) -> list[dict]:
+    """The owning librarian's stored messages after `after_seq`, in the desk shape."""
     conversation = selectors.get_conversation(conversation_id)
     if conversation.librarian_id != librarian.pk:
         raise NotYours("this chat belongs to another librarian")
     return selectors.desk_messages_after(conversation_id, after_seq)
+
+
+async def alibrarian_messages_after(
+    *, conversation_id: UUID, librarian: Librarian, after_seq: int
+) -> list[dict]:
+    """`librarian_messages_after` for the desk sockets (the read after an accept,
+    a resume): one statement on the event loop's pool (`refdesk.asyncdb`)
+    instead of a turn on Django's single database thread, whose ORM work holds
+    the interpreter lock the loop delivering messages needs."""
+    if not asyncdb.available():
+        return await database_sync_to_async(librarian_messages_after)(
+            conversation_id=conversation_id,
+            librarian=librarian,
+            after_seq=after_seq,
+        )
+    pool = await asyncdb.pool()
+    async with pool.connection() as conn:
+        cursor = await conn.execute(_DESK_HISTORY, [after_seq, conversation_id])
+        rows = await cursor.fetchall()
+    if not rows:
+        raise ConversationNotFound("no such conversation")
+    if rows[0][0] != librarian.pk:
+        raise NotYours("this chat belongs to another librarian")
+    return [
+        protocol.desk_message(
+            protocol.message(
+                Message(
+                    seq=seq,
+                    sender=sender,
+                    name=name,
+                    body=body,
+                    client_id=client_id,
+                    sent_at=sent_at.astimezone(UTC),
+                )
+            ),
+            conversation_id,
+        )
+        for _, seq, sender, name, body, client_id, sent_at in rows
+        if seq is not None
+    ]

@@ -11,10 +11,12 @@ import uuid
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connection
 
 from chat import events, protocol, services
 from chat.exceptions import ConversationClosed, ConversationNotFound, NotYours
 from chat.models import Conversation, ConversationStatus, Message, Sender
+from refdesk import asyncdb
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -273,3 +275,98 @@ async def test_each_message_is_published_once_to_the_conversation_group(
         await layer.group_discard(
             events.librarian_desks_group(librarian.pk), desk_listener
         )
+
+
+# A desk's history reads: alibrarian_messages_after
+# ----------------------------------------------------------------------
+async def test_a_desks_history_read_matches_the_orm_read(active_chat):
+    conversation, librarian = active_chat
+    for n in range(3):
+        await services.apost_message(
+            conversation_id=conversation.id,
+            sender=Sender.PATRON if n % 2 else Sender.LIBRARIAN,
+            body=f"<i>line {n}</i>",
+            client_id=f"c{n}",
+            librarian=None if n % 2 else librarian,
+        )
+
+    for after in (0, 2, 4):
+        frames = await services.alibrarian_messages_after(
+            conversation_id=conversation.id, librarian=librarian, after_seq=after
+        )
+        assert frames == await database_sync_to_async(
+            services.librarian_messages_after
+        )(conversation_id=conversation.id, librarian=librarian, after_seq=after)
+        assert [f["seq"] for f in frames] == list(range(after + 1, 5))
+    assert frames == []
+    first = (
+        await services.alibrarian_messages_after(
+            conversation_id=conversation.id, librarian=librarian, after_seq=0
+        )
+    )[0]
+    assert first["conversation"] == str(conversation.id)
+    assert first["sent_at"].endswith("+00:00")
+
+
+async def test_a_desks_history_read_refuses_others_and_unknown_chats(
+    active_chat, springfield, make_librarian
+):
+    conversation, _ = active_chat
+    colleague = await database_sync_to_async(make_librarian)(springfield)
+
+    with pytest.raises(NotYours):
+        await services.alibrarian_messages_after(
+            conversation_id=conversation.id, librarian=colleague, after_seq=0
+        )
+    with pytest.raises(ConversationNotFound):
+        await services.alibrarian_messages_after(
+            conversation_id=uuid.uuid4(), librarian=colleague, after_seq=0
+        )
+
+
+async def test_times_read_on_the_pool_are_utc_whatever_the_servers_zone(
+    active_chat,
+):
+    """The pool's sessions keep the server's TimeZone (Django sets UTC only on
+    its own connections); frames must not change shape with it."""
+    conversation, librarian = active_chat
+    frame, _ = await services.apost_message(
+        conversation_id=conversation.id,
+        sender=Sender.PATRON,
+        body="hi",
+        client_id="tz",
+    )
+    database = await database_sync_to_async(connection_name)()
+    await alter_time_zone(database, "'America/Chicago'")
+    try:
+        await asyncdb.close_pools()  # new sessions take the database's zone
+        pool = await asyncdb.pool()
+        async with pool.connection() as conn:
+            zone = await (await conn.execute("SHOW TimeZone")).fetchone()
+        assert zone == ("America/Chicago",)
+
+        again, created = await services.apost_message(
+            conversation_id=conversation.id,
+            sender=Sender.PATRON,
+            body="hi",
+            client_id="tz",
+        )
+        history = await services.alibrarian_messages_after(
+            conversation_id=conversation.id, librarian=librarian, after_seq=1
+        )
+    finally:
+        await alter_time_zone(database, "DEFAULT")
+
+    assert created is False
+    assert again == frame
+    assert history == [protocol.desk_message(frame, conversation.id)]
+
+
+def connection_name() -> str:
+    return connection.settings_dict["NAME"]
+
+
+@database_sync_to_async
+def alter_time_zone(database: str, zone: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER DATABASE "{database}" SET TimeZone TO {zone}')
