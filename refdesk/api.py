@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from refdesk.cache import incr_window
 from refdesk.errors import (
     MalformedJson,
     MethodNotAllowed,
@@ -146,13 +146,7 @@ def rate_limit(request: HttpRequest, *, scope: str, per_minute: int) -> None:
     digest = hmac.new(
         settings.SECRET_KEY.encode(), client_address(request).encode(), hashlib.sha256
     ).hexdigest()[:32]
-    key = f"ratelimit:{scope}:{digest}:{window}"
-    cache.add(key, 0, timeout=61)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=61)
-        count = 1
+    count = incr_window(f"ratelimit:{scope}:{digest}:{window}", timeout=61)
     if count > per_minute:
         retry_after = max(1, math.ceil((window + 1) * 60 - time.time()))
         raise RateLimited(

@@ -1,4 +1,4 @@
-"""Django's Redis cache with one connection pool per process.
+"""Django's Redis cache with one connection pool per process, and window counters.
 
 Django keeps a cache object per async context (`CacheHandler` is not thread
 critical), and `RedisCache` builds its client, and so its redis-py connection
@@ -13,6 +13,7 @@ are thread safe and reopen their connections after a fork.
 
 import threading
 
+from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.utils.functional import cached_property
 
@@ -29,3 +30,28 @@ class RedisCache(DjangoRedisCache):
             if client is None:
                 client = _clients[key] = self._class(self._servers, **self._options)
             return client
+
+    def incr_window(self, key: str, *, timeout: int, version=None) -> int:
+        """Add one to the counter at `key`, created at 0 to live `timeout` seconds
+        if missing, and return it: one round trip (MULTI, SET NX EX, INCR, EXEC),
+        and the counter never exists without its expiry."""
+        key = self.make_and_validate_key(key, version=version)
+        pipe = self._cache.get_client(key, write=True).pipeline(transaction=True)
+        pipe.set(key, 0, ex=timeout, nx=True)
+        pipe.incr(key)
+        return pipe.execute()[1]
+
+
+def incr_window(key: str, *, timeout: int) -> int:
+    """Count a hit on `key` in the default cache; the count lives `timeout`
+    seconds from the first hit. Redis does it in one round trip; other
+    backends (LocMem in the embedded default) with `add` and `incr`."""
+    cache = caches["default"]
+    if isinstance(cache, RedisCache):
+        return cache.incr_window(key, timeout=timeout)
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=timeout)
+        return 1

@@ -1,7 +1,9 @@
-"""refdesk.cache: one Redis client per process, whatever the async context."""
+"""refdesk.cache: one Redis client per process, whatever the async context;
+window counters in one round trip."""
 
 import asyncio
 import contextvars
+import time
 import uuid
 
 import pytest
@@ -9,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.core.cache import caches
 from django.test import override_settings
 
-from refdesk.cache import RedisCache
+from refdesk.cache import RedisCache, incr_window
 
 
 def _one_request(key: str) -> tuple[object, object, object]:
@@ -60,3 +62,44 @@ def test_djangos_own_backend_opens_a_pool_per_request(settings):
     with override_settings(CACHES={"default": config}):
         seen = _requests(f"cache-test-{uuid.uuid4()}", 5)
     assert len({id(pool) for _, pool, _ in seen}) == 5
+
+
+# Window counters (rate limits)
+# ----------------------------------------------------------------------
+@pytest.fixture
+def window_key():
+    key = f"cache-test-window-{uuid.uuid4()}"
+    yield key
+    caches["default"].delete(key)
+
+
+def test_window_counter_counts_from_one(window_key):
+    assert [incr_window(window_key, timeout=61) for _ in range(3)] == [1, 2, 3]
+    assert caches["default"].get(window_key) == 3
+
+
+def test_window_counter_expires_with_its_window(window_key):
+    cache = caches["default"]
+    client = cache._cache.get_client(write=True)
+    stored = cache.make_and_validate_key(window_key)
+    incr_window(window_key, timeout=61)
+    first_ttl = client.ttl(stored)
+    incr_window(window_key, timeout=61)
+
+    assert 0 < client.ttl(stored) <= first_ttl <= 61  # a hit does not extend it
+    client.pexpire(stored, 1)
+    deadline = time.monotonic() + 5
+    while client.exists(stored) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert incr_window(window_key, timeout=61) == 1
+    assert 0 < client.ttl(stored) <= 61
+
+
+def test_window_counter_works_on_the_in_process_cache(window_key):
+    locmem = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    with override_settings(CACHES=locmem):
+        counts = [incr_window(window_key, timeout=61) for _ in range(3)]
+        stored = caches["default"].get(window_key)
+
+    assert counts == [1, 2, 3]
+    assert stored == 3
