@@ -548,6 +548,37 @@ def test_staffing_snapshot_query_count_does_not_grow_with_libraries(
     assert warm == six
 
 
+def test_staffing_counts_active_chats_of_available_librarians_per_library(
+    springfield, shelbyville, staff, start_chat, make_librarian
+):
+    marge, ned, lurleen = staff(springfield), staff(springfield), staff(shelbyville)
+    away = make_librarian(shelbyville)  # no desk open: not available
+
+    def chat(status: str, librarian) -> None:
+        conversation, _ = start_chat()
+        Conversation.objects.filter(pk=conversation.pk).update(
+            status=status, librarian=librarian
+        )
+
+    for status, librarian in [
+        (ConversationStatus.ACTIVE, marge),
+        (ConversationStatus.ACTIVE, marge),
+        (ConversationStatus.ACTIVE, ned),
+        (ConversationStatus.CLOSED, ned),
+        (ConversationStatus.CLOSED, lurleen),
+        (ConversationStatus.ACTIVE, away),
+    ]:
+        chat(status, librarian)
+    start_chat()  # waiting, nobody's yet
+
+    snapshot = selectors.staffing_snapshot(now=timezone.now())
+
+    assert snapshot[springfield.id].open_chats == 3
+    assert snapshot[springfield.id].available_librarians == 2
+    assert snapshot[shelbyville.id].open_chats == 0
+    assert snapshot[shelbyville.id].available_librarians == 1
+
+
 # Escalation
 # ----------------------------------------------------------------------
 def test_escalation_runs_once_however_often_it_is_called(
