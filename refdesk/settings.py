@@ -161,8 +161,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 # How old a process's copy of the library calendars may get when a change sent
 # no signal (libraries/directory.py); changes through models/admin are seen at once.
 REFDESK_LIBRARY_CACHE_SECONDS = env_int("REFDESK_LIBRARY_CACHE_SECONDS", 30)
-# The chat message path's asyncio pool (refdesk/asyncdb.py), per web process.
-REFDESK_DB_ASYNC_POOL_MAX = env_int("REFDESK_DB_ASYNC_POOL_MAX", 8)
+# The chat message path's asyncio pool (refdesk/asyncdb.py), per process serving
+# sockets. Small on purpose: at 1000 conversations on 2 cores, 4 connections per
+# process cost PostgreSQL 8% less CPU per message than 8 and kept the p99 lower
+# (README, Performance, item 19); 2 gave a higher p99.
+REFDESK_DB_ASYNC_POOL_MAX = env_int("REFDESK_DB_ASYNC_POOL_MAX", 4)
 
 # Redis: channel layer, cache (rate limits, presence) and Celery broker;
 # in-process fallbacks when unset
