@@ -49,10 +49,18 @@ def main() -> None:
     os.environ.setdefault("REFDESK_CHAT_RATE_PER_MINUTE", "1000000")
     django.setup()
     librarian = _prepare()
-    if args.what == "ops":
-        _ops(librarian, args.n or 150)
-    else:
-        _statements(librarian, args.n or 3000)
+    try:
+        if args.what == "ops":
+            _ops(librarian, args.n or 150)
+        else:
+            _statements(librarian, args.n or 3000)
+    finally:
+        # Each chat started here queued its escalation timer, and no worker
+        # consumes this prefix's queue: drop them rather than leave thousands.
+        from refdesk.celery import app
+
+        dropped = app.control.purge()
+        print(f"dropped {dropped} queued timer task(s) of this run")
 
 
 def _prepare():
