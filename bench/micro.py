@@ -22,8 +22,11 @@ publisher loop (`chat.events`) and are counted.
 (`chat.services.messages`) and reads the CPU time of every PostgreSQL process
 from /proc around it: one autocommit statement per message (as served), the
 same without the foreign-key triggers (`session_replication_role = replica`:
-what the checks cost), one pipeline per message, and batches of 5 and 20
-messages per transaction (what group commit would save).
+what the checks cost), one pipeline per message, batches of 5 and 20
+messages per transaction (what group commit would save), and two lower
+bounds of the `seq` update: the conversation updated by id alone (no status
+or ownership check), and a two-column counter table instead of the
+conversation row.
 """
 
 import argparse
@@ -215,16 +218,23 @@ def _statements(librarian, n: int) -> None:
             )
         )
 
+    # What the conditional update costs: the same insert after an update of
+    # the conversation by id alone, and after one of a two-column table (the
+    # counter alone). Neither checks status or ownership, so each is a lower
+    # bound, not a statement refdesk could use as it is; their seqs are offset
+    # far above the real ones.
+    offsets = {
+        "update by id only": random.randrange(10**7, 10**9),
+        "narrow counter": random.randrange(10**9, 2 * 10**9),
+    }
+    counter = "bench_micro_seq"
+
     def statement(tag: str) -> tuple[str, list]:
         conversation = random.choice(active)
         by_librarian = random.random() < 0.5
         sender = Sender.LIBRARIAN if by_librarian else Sender.PATRON
         now = timezone.now()
-        update, params = messages._seq_update(
-            conversation.id, sender, librarian if by_librarian else None, now
-        )
-        return messages._INSERT_TAKING_SEQ.format(update=update), [
-            *params,
+        insert = [
             sender,
             librarian.pk if by_librarian else None,
             librarian.display_name if by_librarian else None,
@@ -232,6 +242,17 @@ def _statements(librarian, n: int) -> None:
             f"{tag}-{random.getrandbits(64):x}",
             now,
         ]
+        if tag in offsets:
+            table = counter if tag == "narrow counter" else messages._CONVERSATION
+            return _UNCHECKED.format(table=table), [
+                conversation.id,
+                offsets[tag],
+                *insert,
+            ]
+        update, params = messages._seq_update(
+            conversation.id, sender, librarian if by_librarian else None, now
+        )
+        return messages._INSERT_TAKING_SEQ.format(update=update), [*params, *insert]
 
     def run(shape: str) -> tuple[float, float]:
         with psycopg.connect(**connection_kwargs()) as conn:
@@ -266,15 +287,37 @@ def _statements(librarian, n: int) -> None:
         "one pipeline each",
         "batches of 5",
         "batches of 20",
+        "update by id only",
+        "narrow counter",
     )
-    for round_ in (1, 2):
-        for shape in shapes:
-            cpu, wall = run(shape)
-            print(
-                f"round {round_}  {shape:18} PostgreSQL CPU {cpu:.3f} ms/msg"
-                f"  wall {wall:.3f} ms/msg",
-                flush=True,
-            )
+    with psycopg.connect(**connection_kwargs()) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {counter}")
+        conn.execute(
+            f"CREATE TABLE {counter} (id uuid PRIMARY KEY, last_seq int NOT NULL)"
+        )
+        conn.execute(
+            f"INSERT INTO {counter} SELECT id, last_seq FROM {messages._CONVERSATION}"
+        )
+    try:
+        for round_ in (1, 2):
+            for shape in shapes:
+                cpu, wall = run(shape)
+                print(
+                    f"round {round_}  {shape:18} PostgreSQL CPU {cpu:.3f} ms/msg"
+                    f"  wall {wall:.3f} ms/msg",
+                    flush=True,
+                )
+    finally:
+        with psycopg.connect(**connection_kwargs()) as conn:
+            conn.execute(f"DROP TABLE {counter}")
+
+
+_UNCHECKED = (
+    "WITH taken AS (UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s "
+    "RETURNING id, last_seq) INSERT INTO chat_message "
+    "(conversation_id, seq, sender, librarian_id, name, body, client_id, sent_at) "
+    "SELECT id, last_seq + %s, %s, %s, COALESCE(%s, ''), %s, %s, %s FROM taken"
+)
 
 
 if __name__ == "__main__":
