@@ -244,7 +244,7 @@ def _statements(librarian, n: int) -> None:
         ]
         if tag in offsets:
             table = counter if tag == "narrow counter" else messages._CONVERSATION
-            return _UNCHECKED.format(table=table), [
+            return _UNCHECKED.format(table=table, message=messages._MESSAGE), [
                 conversation.id,
                 offsets[tag],
                 *insert,
@@ -314,7 +314,7 @@ def _statements(librarian, n: int) -> None:
 
 _UNCHECKED = (
     "WITH taken AS (UPDATE {table} SET last_seq = last_seq + 1 WHERE id = %s "
-    "RETURNING id, last_seq) INSERT INTO chat_message "
+    "RETURNING id, last_seq) INSERT INTO {message} "
     "(conversation_id, seq, sender, librarian_id, name, body, client_id, sent_at) "
     "SELECT id, last_seq + %s, %s, %s, COALESCE(%s, ''), %s, %s, %s FROM taken"
 )
