@@ -178,9 +178,10 @@ REFDESK_REDIS_PREFIX = os.environ.get("REFDESK_REDIS_PREFIX", "refdesk")
 CHANNEL_LAYERS = {
     "default": (
         {
-            # pub/sub layer: cheaper and degrades by queueing (STACK-NOTES.md);
+            # pub/sub layer: cheaper and degrades by queueing (STACK-NOTES.md),
+            # with publishes that do not queue behind each other (refdesk.layers);
             # redis-py 8 needs the timeout and pool settings below
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "refdesk.layers.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
