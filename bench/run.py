@@ -1003,8 +1003,9 @@ def main(argv: list[str] | None = None) -> int:
                     for name, path, _, _ in stack.variants
                 },
                 "celery": f"celery -A refdesk worker --beat --concurrency {stack.celery_concurrency}",
-                "channel_layer": "channels_redis.pubsub.RedisPubSubChannelLayer (refdesk and plain)",
-                "db_pool": "psycopg pool min 2 max 20 per process (refdesk/settings.py)",
+                "channel_layer": "refdesk: refdesk.layers.RedisPubSubChannelLayer; plain: "
+                f"{os.environ.get('BENCH_PLAIN_LAYER', 'channels_redis.pubsub.RedisPubSubChannelLayer')}",
+                "db_pool": "per process: Django's psycopg pool (min 2, max 20) and the message path's asyncio pool (refdesk/asyncdb.py, max REFDESK_DB_ASYNC_POOL_MAX)",
                 "postgresql": stack.pg.get("settings"),
                 "redis": f"{stack.redis.get('mode')} redis-server, no persistence",
                 "env": {k: v for k, v in stack.env.items() if k.startswith("REFDESK_")},
