@@ -52,13 +52,14 @@ def markdown(result: dict, png_name: str | None = None) -> str:
         "",
         "Latencies in ms (p50 / p99 unless marked). CPU is server-side CPU per message "
         "(all server processes of the setup: refdesk = uvicorn + Celery + PostgreSQL + Redis; "
-        "plain = uvicorn + Redis; bare = the relay). `×plain`/`×bare`: refdesk's figure divided "
-        "by the reference's.",
+        "plain = uvicorn + Redis; bare = the relay). Waited: time those processes were ready "
+        "to run but waited for a CPU (/proc schedstat), per message. `×plain`/`×bare`: "
+        "refdesk's figure divided by the reference's.",
         "",
         "| conversations | setup | msg/s | delivery p50 / p95 / p99 | patron→librarian | "
-        "librarian→patron | start→offer | accept | CPU ms/msg | DB queries/msg | Redis cmds/msg "
-        "| RSS KiB/socket | machine CPU (foreign cores) | errors | lost/dup/reord |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "librarian→patron | start→offer | accept | CPU ms/msg | waited ms/msg | DB queries/msg "
+        "| Redis cmds/msg | RSS KiB/socket | machine CPU (foreign cores) | errors | lost/dup/reord |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for level, row in s["levels"].items():
         for name in _setups(result):
@@ -72,7 +73,8 @@ def markdown(result: dict, png_name: str | None = None) -> str:
                 f"{_pair(r['p2l_p50'], r['p2l_p99'], 2)} | {_pair(r['l2p_p50'], r['l2p_p99'], 2)} | "
                 f"{_pair(r['start_offer_p50'], r['start_offer_p99'])} | "
                 f"{_pair(r['accept_p50'], r['accept_p99'])} | "
-                f"{_f(r['cpu_ms_per_msg_total'], 2)} | {_f(r['db_queries_per_msg'])} | "
+                f"{_f(r['cpu_ms_per_msg_total'], 2)} | "
+                f"{_f(r.get('runq_wait_ms_per_msg_total'), 2)} | {_f(r['db_queries_per_msg'])} | "
                 f"{_f(r['redis_cmds_per_msg'])} | {_f(r['rss_per_socket_kib'])} | "
                 f"{_f(r['machine_busy_pct'])}% ({_f(r['foreign_cores'], 2)}){' noisy' if r['noisy'] else ''} | "
                 f"{r['errors']} | {integrity.get('losses', 0)}/{integrity.get('duplicates', 0)}/"
@@ -91,7 +93,9 @@ def markdown(result: dict, png_name: str | None = None) -> str:
                 lines.append(
                     f"| {level} | {title} | | {_f(ratio['delivery_p50'], 1)} / "
                     f"{_f(ratio['delivery_p95'], 1)} / {_f(ratio['delivery_p99'], 1)} | | | | | "
-                    f"{_f(ratio['cpu_ms_per_msg_total'], 1)} | | | {_f(ratio['rss_per_socket_kib'], 1)} | | | |"
+                    f"{_f(ratio['cpu_ms_per_msg_total'], 1)} | "
+                    f"{_f(ratio.get('runq_wait_ms_per_msg_total'), 1)} | | | "
+                    f"{_f(ratio['rss_per_socket_kib'], 1)} | | | |"
                 )
     lines += [
         "",

@@ -28,7 +28,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import loadgen, report
-from bench.stack import ROOT, Stack, all_cpu, cpu_seconds, machine_cpu, rss_bytes
+from bench.stack import (
+    ROOT,
+    Stack,
+    all_cpu,
+    cpu_seconds,
+    machine_cpu,
+    rss_bytes,
+    runq_wait_seconds,
+)
 
 PROFILES = {
     "default": {
@@ -138,6 +146,8 @@ class Meter:
             "ours": {p for group in pids.values() for p in group} | {os.getpid()},
             "cpu": {name: cpu_seconds(p) for name, p in pids.items()},
             "loadgen": cpu_seconds([os.getpid()]),
+            "wait": {name: runq_wait_seconds(p) for name, p in pids.items()},
+            "loadgen_wait": runq_wait_seconds([os.getpid()]),
             "rss": {name: rss_bytes(p) for name, p in pids.items()},
         }
         if self.stack.redis.get("mode") == "own":
@@ -190,6 +200,12 @@ class Meter:
             for name in after["cpu"]
         }
         cpu["loadgen"] = round(after["loadgen"] - before["loadgen"], 3)
+        # runnable but not running: what a busy 2-core box adds to each hop
+        waited = {
+            name: round(after["wait"][name] - before["wait"].get(name, 0.0), 3)
+            for name in after["wait"]
+        }
+        waited["loadgen"] = round(after["loadgen_wait"] - before["loadgen_wait"], 3)
         irq = after["machine"][2] - before["machine"][2]
         machine_busy_cores = busy / total * ncpu if total else 0.0
         irq_cores = irq / total * ncpu if total else 0.0
@@ -197,6 +213,7 @@ class Meter:
         window = {
             "seconds": round(seconds, 3),
             "cpu_s": cpu,
+            "runq_wait_s": waited,
             "machine_busy_pct": round(100 * busy / total, 1) if total else None,
             "irq_cores": round(irq_cores, 2),
             # busy time of processes that are not the bench's (interrupts excluded)
@@ -354,6 +371,7 @@ class Bench:
         self.say(
             f"{label} {name:7} n={n:<4} msgs={sent:<5} delivery p50={lat['p50']} "
             f"p99={lat['p99']} ms  machine {window['machine_busy_pct']}% "
+            f"waited {result['runq_wait_ms_per_msg']['total']} ms/msg "
             f"(foreign {window['foreign_cores']} cores)  {dict(integrity) or 'clean'}"
         )
         if result["delivery_timeline"]:
@@ -404,6 +422,8 @@ class Bench:
         charged = costs(name)
         app_cpu = sum(window["cpu_s"].get(g, 0.0) for g in charged["app"])
         total_cpu = sum(window["cpu_s"].get(g, 0.0) for g in charged["total"])
+        app_wait = sum(window["runq_wait_s"].get(g, 0.0) for g in charged["app"])
+        total_wait = sum(window["runq_wait_s"].get(g, 0.0) for g in charged["total"])
         delivered = len(lat["p2l"]) + len(lat["l2p"])
         result = {
             "setup": name,
@@ -431,6 +451,10 @@ class Bench:
             "cpu_ms_per_msg": {
                 "app": round(1000 * app_cpu / sent, 3) if sent else None,
                 "total": round(1000 * total_cpu / sent, 3) if sent else None,
+            },
+            "runq_wait_ms_per_msg": {
+                "app": round(1000 * app_wait / sent, 3) if sent else None,
+                "total": round(1000 * total_wait / sent, 3) if sent else None,
             },
             "rss_per_socket_kib": (
                 round((rss_open - rss_before) / sockets / 1024, 1) if sockets else None
@@ -646,6 +670,7 @@ def summarise(
                 "burst_open_s": med("open_s"),
                 "cpu_ms_per_msg_app": med("cpu_ms_per_msg.app"),
                 "cpu_ms_per_msg_total": med("cpu_ms_per_msg.total"),
+                "runq_wait_ms_per_msg_total": med("runq_wait_ms_per_msg.total"),
                 "db_queries_per_msg": med("db_queries_per_msg.net_of_idle"),
                 "redis_cmds_per_msg": med("redis_cmds_per_msg.net_of_idle"),
                 "rss_per_socket_kib": runs[0]["rss_per_socket_kib"],
@@ -659,7 +684,8 @@ def summarise(
                 ),
             }
         keys = ("delivery_p50", "delivery_p95", "delivery_p99",
-                "cpu_ms_per_msg_total", "cpu_ms_per_msg_app", "rss_per_socket_kib")  # fmt: skip
+                "cpu_ms_per_msg_total", "cpu_ms_per_msg_app", "runq_wait_ms_per_msg_total",
+                "rss_per_socket_kib")  # fmt: skip
         for ref in REFERENCES:
             if "refdesk" in row and ref in row:
                 row[f"ratio_vs_{ref}"] = {

@@ -123,6 +123,24 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICK
 
 
+def runq_wait_seconds(pids: list[int]) -> float:
+    """Time the processes' threads were ready to run but waited for a CPU: the
+    second field of /proc/<pid>/task/<tid>/schedstat (ns). Threads that ended
+    between two readings drop out of the sum, as their CPU does from
+    `cpu_seconds`."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text()
+                total += int(stat.split()[1])
+    return total / 1e9
+
+
 def rss_bytes(pids: list[int]) -> int:
     total = 0
     for pid in pids:
