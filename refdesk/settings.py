@@ -178,10 +178,9 @@ REFDESK_REDIS_PREFIX = os.environ.get("REFDESK_REDIS_PREFIX", "refdesk")
 CHANNEL_LAYERS = {
     "default": (
         {
-            # pub/sub layer: cheaper and degrades by queueing (STACK-NOTES.md),
-            # with publishes that do not queue behind each other (refdesk.layers);
+            # pub/sub layer: cheaper and degrades by queueing (STACK-NOTES.md);
             # redis-py 8 needs the timeout and pool settings below
-            "BACKEND": "refdesk.layers.RedisPubSubChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
