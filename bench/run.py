@@ -1029,8 +1029,8 @@ def main(argv: list[str] | None = None) -> int:
                     for name, path, _, _ in stack.variants
                 },
                 "celery": f"celery -A refdesk worker --beat --concurrency {stack.celery_concurrency}",
-                "channel_layer": "refdesk: refdesk.layers.RedisPubSubChannelLayer; plain: "
-                f"{os.environ.get('BENCH_PLAIN_LAYER', 'channels_redis.pubsub.RedisPubSubChannelLayer')}",
+                "channel_layer": "channels_redis.pubsub.RedisPubSubChannelLayer (refdesk; plain "
+                f"unless BENCH_PLAIN_LAYER: {os.environ.get('BENCH_PLAIN_LAYER', 'the same')})",
                 "db_pool": "per process: Django's psycopg pool (min 2, max 20) and the message path's asyncio pool (refdesk/asyncdb.py, max REFDESK_DB_ASYNC_POOL_MAX)",
                 "postgresql": stack.pg.get("settings"),
                 "redis": f"{stack.redis.get('mode')} redis-server, no persistence",
