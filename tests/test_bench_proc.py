@@ -1,19 +1,21 @@
 """The bench's /proc readings."""
 
-import multiprocessing
 import os
+import subprocess
+import sys
 import time
 
-from bench.stack import runq_wait_seconds
+from bench.stack import cpu_seconds, runq_wait_seconds
 
 NO_SUCH_PID = 2**31 - 1  # above any pid_max
 
-
-def _spin_on_one_core(seconds: float) -> None:
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
+SPIN_ON_ONE_CORE = """
+import os, time
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    pass
+"""
 
 
 def test_run_queue_wait_is_read_for_live_processes_and_skips_gone_ones():
@@ -25,13 +27,16 @@ def test_run_queue_wait_is_read_for_live_processes_and_skips_gone_ones():
 
 def test_run_queue_wait_grows_while_threads_wait_for_a_cpu():
     """Three busy processes on one core: at any moment two of them wait."""
-    workers = [
-        multiprocessing.Process(target=_spin_on_one_core, args=(0.6,)) for _ in range(3)
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", SPIN_ON_ONE_CORE]) for _ in range(3)
     ]
-    for worker in workers:
-        worker.start()
-    time.sleep(0.4)
-    waited = runq_wait_seconds([w.pid for w in workers])
-    for worker in workers:
-        worker.join()
-    assert waited > 0.1
+    try:
+        time.sleep(0.6)
+        pids = [p.pid for p in spinners]
+        waited, ran = runq_wait_seconds(pids), cpu_seconds(pids)
+    finally:
+        for spinner in spinners:
+            spinner.wait(timeout=10)
+    # one core's time shared three ways: each ran a third of it and waited two
+    assert ran > 0.2
+    assert waited > 1.3 * ran
