@@ -3,18 +3,20 @@
 import os
 import subprocess
 import sys
-import time
 
 from bench.stack import cpu_seconds, runq_wait_seconds
 
 NO_SUCH_PID = 2**31 - 1  # above any pid_max
 
+# Spin on one core until this process has run 0.3 s, say so, then stay alive
+# (blocked on stdin) so that its /proc entries can be read.
 SPIN_ON_ONE_CORE = """
-import os, time
+import os, sys, time
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-end = time.monotonic() + 1.0
-while time.monotonic() < end:
+while time.process_time() < 0.3:
     pass
+print("spun", flush=True)
+sys.stdin.read()
 """
 
 
@@ -26,17 +28,26 @@ def test_run_queue_wait_is_read_for_live_processes_and_skips_gone_ones():
 
 
 def test_run_queue_wait_grows_while_threads_wait_for_a_cpu():
-    """Three busy processes on one core: at any moment two of them wait."""
+    """Three busy processes on one core: while one runs, two wait."""
     spinners = [
-        subprocess.Popen([sys.executable, "-c", SPIN_ON_ONE_CORE]) for _ in range(3)
+        subprocess.Popen(
+            [sys.executable, "-c", SPIN_ON_ONE_CORE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
     ]
     try:
-        time.sleep(0.6)
+        for spinner in spinners:
+            assert spinner.stdout.readline() == "spun\n"
         pids = [p.pid for p in spinners]
         waited, ran = runq_wait_seconds(pids), cpu_seconds(pids)
     finally:
         for spinner in spinners:
+            spinner.stdin.close()
             spinner.wait(timeout=10)
-    # one core's time shared three ways: each ran a third of it and waited two
-    assert ran > 0.2
+            spinner.stdout.close()
+    # one core shared three ways: each waited about twice as long as it ran
+    assert ran > 0.8
     assert waited > 1.3 * ran
