@@ -1,9 +1,9 @@
 """WebSocket consumers: the patron's chat socket and the librarian's desk socket.
 
 Thin by design: authenticate, join groups, parse frames with `protocol`, call
-services (through `database_sync_to_async`, except the message path and a
-desk's history reads, which have async services of their own), and turn layer
-events into frames.
+services (through `database_sync_to_async`, except the message path, a desk's
+history reads and any socket's read to fill a gap in `seq` order, which have
+async services of their own), and turn layer events into frames.
 """
 
 import logging
@@ -35,7 +35,6 @@ CLOSE_SERVER_ERROR = 1011
 DRAIN_SECONDS = 10
 
 get_conversation = database_sync_to_async(selectors.get_conversation)
-messages_after = database_sync_to_async(selectors.messages_after)
 patron_history = database_sync_to_async(services.patron_history)
 patron_opened = database_sync_to_async(services.patron_opened)
 patron_close = database_sync_to_async(services.patron_close)
@@ -206,7 +205,9 @@ class PatronConsumer(RefdeskConsumer):
         return last_seq
 
     async def fetch_after(self, after_seq: int) -> list[dict]:
-        return await messages_after(self.conversation_id, after_seq)
+        return await services.amessages_after(
+            conversation_id=self.conversation_id, after_seq=after_seq
+        )
 
     async def disconnect(self, code):
         if self.order is not None:

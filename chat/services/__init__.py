@@ -11,6 +11,7 @@ from chat.services.desks import (
 )
 from chat.services.messages import (
     alibrarian_messages_after,
+    amessages_after,
     apost_message,
     librarian_messages_after,
     post_message,
@@ -47,6 +48,7 @@ __all__ = [
     "abandon_if_gone",
     "accept_conversation",
     "alibrarian_messages_after",
+    "amessages_after",
     "apost_message",
     "check_patron_token",
     "close_as_self_served",

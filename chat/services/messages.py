@@ -166,7 +166,7 @@ _STORED_BY_CLIENT_ID = (
     "WHERE conversation_id = %s AND sender = %s AND client_id = %s"
 )
 _STATE = f"SELECT status, librarian_id FROM {_CONVERSATION} WHERE id = %s"
-_DESK_HISTORY = (
+_HISTORY = (
     "SELECT c.librarian_id, m.seq, m.sender, m.name, m.body, m.client_id, m.sent_at "
     f"FROM {_CONVERSATION} c LEFT JOIN {_MESSAGE} m "
     "ON m.conversation_id = c.id AND m.seq > %s WHERE c.id = %s ORDER BY m.seq"
@@ -285,26 +285,52 @@ async def alibrarian_messages_after(
     *, conversation_id: UUID, librarian: Librarian, after_seq: int
 ) -> list[dict]:
     """`librarian_messages_after` for the desk sockets (the read after an accept,
-    a resume): one statement on the event loop's pool (`refdesk.asyncdb`)
-    instead of a turn on Django's single database thread, whose ORM work holds
-    the interpreter lock the loop delivering messages needs."""
+    a resume, a gap fill): one statement on the event loop's pool
+    (`refdesk.asyncdb`) instead of a turn on Django's single database thread,
+    whose ORM work holds the interpreter lock the loop delivering messages
+    needs."""
     if not asyncdb.available():
         return await database_sync_to_async(librarian_messages_after)(
             conversation_id=conversation_id,
             librarian=librarian,
             after_seq=after_seq,
         )
+    rows = await _read_after(conversation_id, after_seq)
+    if rows[0][0] != librarian.pk:
+        raise NotYours("this chat belongs to another librarian")
+    return [protocol.desk_message(frame, conversation_id) for frame in _frames(rows)]
+
+
+async def amessages_after(*, conversation_id: UUID, after_seq: int) -> list[dict]:
+    """`selectors.messages_after` for the patron sockets (a gap left open in
+    their `seq` order), on the event loop's pool like the desks' reads: under
+    load gaps come often, and each ORM read there queued on the one database
+    thread and held the interpreter lock the loop needed."""
+    if not asyncdb.available():
+        return await database_sync_to_async(selectors.messages_after)(
+            conversation_id, after_seq
+        )
+    return list(_frames(await _read_after(conversation_id, after_seq)))
+
+
+async def _read_after(conversation_id: UUID, after_seq: int) -> list[tuple]:
+    """The conversation's owner, then its messages after `after_seq` (none: one
+    row of NULLs); an unknown conversation raises ConversationNotFound."""
     pool = await asyncdb.pool()
     async with pool.connection() as conn:
-        cursor = await conn.execute(_DESK_HISTORY, [after_seq, conversation_id])
+        cursor = await conn.execute(_HISTORY, [after_seq, conversation_id])
         rows = await cursor.fetchall()
     if not rows:
         raise ConversationNotFound("no such conversation")
-    if rows[0][0] != librarian.pk:
-        raise NotYours("this chat belongs to another librarian")
-    return [
-        protocol.desk_message(
-            protocol.message(
+    return rows
+
+
+def _frames(rows: list[tuple]):
+    """Patron-shape frames of `_HISTORY` rows, in `seq` order (times in UTC:
+    the pool's sessions keep the server's zone)."""
+    for _, seq, sender, name, body, client_id, sent_at in rows:
+        if seq is not None:
+            yield protocol.message(
                 Message(
                     seq=seq,
                     sender=sender,
@@ -313,9 +339,4 @@ async def alibrarian_messages_after(
                     client_id=client_id,
                     sent_at=sent_at.astimezone(UTC),
                 )
-            ),
-            conversation_id,
-        )
-        for _, seq, sender, name, body, client_id, sent_at in rows
-        if seq is not None
-    ]
+            )

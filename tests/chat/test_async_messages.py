@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
 
-from chat import events, protocol, services
+from chat import events, protocol, selectors, services
 from chat.exceptions import ConversationClosed, ConversationNotFound, NotYours
 from chat.models import Conversation, ConversationStatus, Message, Sender
 from refdesk import asyncdb
@@ -322,6 +322,38 @@ async def test_a_desks_history_read_refuses_others_and_unknown_chats(
         await services.alibrarian_messages_after(
             conversation_id=uuid.uuid4(), librarian=colleague, after_seq=0
         )
+
+
+# A patron socket's gap fill: amessages_after
+# ----------------------------------------------------------------------
+async def test_a_patrons_gap_read_matches_the_orm_read(active_chat):
+    conversation, librarian = active_chat
+    for n in range(3):
+        await services.apost_message(
+            conversation_id=conversation.id,
+            sender=Sender.PATRON if n % 2 else Sender.LIBRARIAN,
+            body=f"<i>line {n}</i>",
+            client_id=f"c{n}",
+            librarian=None if n % 2 else librarian,
+        )
+
+    for after in (0, 2, 4):
+        frames = await services.amessages_after(
+            conversation_id=conversation.id, after_seq=after
+        )
+        assert frames == await database_sync_to_async(selectors.messages_after)(
+            conversation.id, after
+        )
+        assert [f["seq"] for f in frames] == list(range(after + 1, 5))
+    assert frames == []
+    first = (
+        await services.amessages_after(conversation_id=conversation.id, after_seq=0)
+    )[0]
+    assert "conversation" not in first  # the patron shape
+    assert first["sent_at"].endswith("+00:00")
+
+    with pytest.raises(ConversationNotFound):
+        await services.amessages_after(conversation_id=uuid.uuid4(), after_seq=0)
 
 
 async def test_times_read_on_the_pool_are_utc_whatever_the_servers_zone(

@@ -1,6 +1,7 @@
 """Both sockets end to end through refdesk.asgi.application, on the Redis channel
 layer and PostgreSQL, asserting PROTOCOL.md's exact shapes."""
 
+import asyncio
 import json
 import uuid
 
@@ -11,7 +12,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.test import Client
 
-from chat import events, selectors, services
+from chat import events, protocol, selectors, services
 from chat.models import Conversation, ConversationStatus, Message
 from tests.chat.conftest import (
     desk_socket,
@@ -894,6 +895,75 @@ async def test_an_accepted_chats_catch_up_read_holds_none_of_the_desks_other_cha
 
     assert accepted["conversation"] == str(stuck.id)
     assert await desk.receive_nothing(0.3)
+    await patron.disconnect()
+    await desk.disconnect()
+
+
+async def test_a_patrons_gap_fill_does_not_wait_for_the_database_thread(
+    springfield_desk, start_chat
+):
+    """A patron socket that sees seq 3 before seq 2 reads the gap from the
+    database after a short wait. Under load gaps come often, so that read must
+    not queue on the process's database thread: here the thread is held by an
+    accept stuck on a real row lock, and the gap still fills."""
+    desk, _, _ = await open_desk(springfield_desk[1])
+    flowing, token, _ = await _start_and_accept(desk, start_chat)
+    patron = await _patron(flowing, token)
+    assert (await receive_until(patron, "message"))["seq"] == 1
+    stuck, _ = await db(start_chat)(question="Stuck?")
+    await receive_until(desk, "offer")
+
+    def store_unpublished() -> dict:
+        # Stored, as if their publishes were still on the way.
+        rows = [
+            Message.objects.create(
+                conversation=flowing,
+                seq=seq,
+                sender="patron",
+                name="",
+                body=f"Line {seq}",
+                sent_at=flowing.created_at,
+            )
+            for seq in (2, 3)
+        ]
+        Conversation.objects.filter(pk=flowing.pk).update(last_seq=3)
+        return protocol.message(rows[-1])
+
+    third = await db(store_unpublished)()
+
+    locker = await psycopg.AsyncConnection.connect(database_url())
+    try:
+        await locker.execute(
+            "SELECT 1 FROM chat_conversation WHERE id = %s FOR UPDATE", [stuck.id]
+        )
+        await desk.send_json_to({"type": "accept", "conversation": str(stuck.id)})
+        for _ in range(100):  # until the accept waits on the lock, holding the thread
+            cursor = await locker.execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted"
+            )
+            if (await cursor.fetchone())[0]:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the accept never waited on the row lock")
+
+        await get_channel_layer().group_send(
+            events.conversation_group(flowing.id),
+            {
+                "type": "conversation.message",
+                "message": third,
+                "conversation": str(flowing.id),
+            },
+        )
+        filled = [await receive(patron, timeout=2), await receive(patron, timeout=2)]
+        assert [(f["seq"], f["body"]) for f in filled] == [(2, "Line 2"), (3, "Line 3")]
+    finally:
+        await locker.rollback()
+        await locker.close()
+        accepted = await receive_until(desk, "accepted")
+
+    assert accepted["conversation"] == str(stuck.id)
+    assert await patron.receive_nothing(0.3)
     await patron.disconnect()
     await desk.disconnect()
 
