@@ -21,7 +21,7 @@ from django.conf import settings
 from chat import events, protocol, selectors, services
 from chat.lanes import Lanes, Work
 from chat.models import Sender
-from chat.ordering import SeqOrder
+from chat.ordering import SeqOrder, gap_reads
 from refdesk.errors import Forbidden, RefdeskError
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,9 @@ class PatronConsumer(RefdeskConsumer):
             await self.send_json(frame)
             last_seq = frame["seq"]
         if self.order is None:
-            self.order = SeqOrder(self.send_json, self.fetch_after, last_seq)
+            self.order = SeqOrder(
+                self.send_json, self.fetch_after, last_seq, gate=gap_reads()
+            )
         self.order.sent_up_to(last_seq)
         return last_seq
 
@@ -503,7 +505,7 @@ class DeskConsumer(RefdeskConsumer):
         last_seq = max((m["seq"] for m in accepted["history"]), default=0)
         if (previous := self.orders.get(conversation_id)) is not None:
             previous.close()
-        order = SeqOrder(self.send_json, fetch, last_seq)
+        order = SeqOrder(self.send_json, fetch, last_seq, gate=gap_reads())
         self.orders[conversation_id] = order
         return order
 

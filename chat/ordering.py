@@ -6,9 +6,16 @@ whichever web process stored it, so two sent close together from two processes
 predecessor has not arrived yet is held back; if the gap is still open after
 `gap_wait` seconds, the missing messages are read from the database (delivery
 over the channel layer is at most once, so a gap may never close by itself).
+
+Under load gaps come often, and most close by themselves a little later. The
+reads that fill them therefore take turns through one gate per process
+(`gap_reads`), and a buffer whose gap closed while it waited for its turn reads
+nothing: left free to run side by side, they took the message path's pooled
+connections in bursts, slowed every message and so opened more gaps.
 """
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
 
 Frame = dict
@@ -16,14 +23,35 @@ Send = Callable[[Frame], Awaitable[None]]
 Fetch = Callable[[int], Awaitable[list[Frame]]]
 
 
+# One gate per event loop: uvicorn runs one loop per process, tests one per test.
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def gap_reads() -> asyncio.Semaphore:
+    """This process's gate for gap-filling reads: one at a time."""
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(1)
+    return gate
+
+
 class SeqOrder:
     def __init__(
-        self, send: Send, fetch: Fetch, last_seq: int = 0, gap_wait: float = 0.05
+        self,
+        send: Send,
+        fetch: Fetch,
+        last_seq: int = 0,
+        gap_wait: float = 0.05,
+        gate: asyncio.Semaphore | None = None,
     ):
         self.send = send
         self.fetch = fetch
         self.last = last_seq
         self.gap_wait = gap_wait
+        self.gate = gate
         self.held: dict[int, Frame] = {}
         self.filler: asyncio.Task | None = None
         self.closed = False
@@ -73,7 +101,15 @@ class SeqOrder:
 
     async def _fill_gap(self) -> None:
         await asyncio.sleep(self.gap_wait)
-        self.filler = None
+        if self.gate is None:
+            await self._read_gap()
+            return
+        # Waiting here, the filler can still be cancelled by the gap closing.
+        async with self.gate:
+            await self._read_gap()
+
+    async def _read_gap(self) -> None:
+        self.filler = None  # a gap opening during the read gets a filler of its own
         if not self.held:
             return
         await self.catch_up()

@@ -95,3 +95,55 @@ async def test_a_closed_buffer_sends_nothing_more_even_from_a_read_in_flight():
     await catching_up
     await order.push(frame(2))
     assert sent == []
+
+
+async def test_gap_reads_take_turns_through_the_gate():
+    """Reads through one gate never overlap, and each buffer still gets its gap."""
+    gate = asyncio.Semaphore(1)
+    reading = 0
+    most = 0
+    sent: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+
+    def buffer(name: str) -> SeqOrder:
+        async def send(f):
+            sent[name].append(f["seq"])
+
+        async def fetch(after):
+            nonlocal reading, most
+            reading += 1
+            most = max(most, reading)
+            await asyncio.sleep(0.03)
+            reading -= 1
+            return [frame(2), frame(3)]
+
+        return SeqOrder(send, fetch, 1, gap_wait=0.01, gate=gate)
+
+    orders = [buffer(name) for name in sent]
+    for order in orders:
+        await order.push(frame(3))
+    await asyncio.sleep(0.2)
+    assert sent == {"a": [2, 3], "b": [2, 3], "c": [2, 3]}
+    assert most == 1
+
+
+async def test_a_gap_that_closes_while_waiting_for_the_gate_reads_nothing():
+    gate = asyncio.Semaphore(1)
+    order, sent = await _buffer(last=1, stored=(2, 3))
+    order.gate = gate
+    reads = 0
+    fetch = order.fetch
+
+    async def counted(after):
+        nonlocal reads
+        reads += 1
+        return await fetch(after)
+
+    order.fetch = counted
+    async with gate:  # another buffer's read is under way
+        await order.push(frame(3))
+        await asyncio.sleep(0.05)  # past the gap wait: now waiting for the gate
+        await order.push(frame(2))  # the late frame arrives by itself
+    await asyncio.sleep(0.05)
+    assert sent == [2, 3]
+    assert reads == 0
+    assert gate.locked() is False
