@@ -277,10 +277,8 @@ async def test_each_message_is_published_once_to_the_conversation_group(
         )
 
 
-# A desk's history reads: alibrarian_messages_after
-# ----------------------------------------------------------------------
-async def test_a_desks_history_read_matches_the_orm_read(active_chat):
-    conversation, librarian = active_chat
+async def _three_more_messages(conversation, librarian) -> None:
+    """seq 2..4, from both sides, with HTML in the bodies."""
     for n in range(3):
         await services.apost_message(
             conversation_id=conversation.id,
@@ -289,6 +287,13 @@ async def test_a_desks_history_read_matches_the_orm_read(active_chat):
             client_id=f"c{n}",
             librarian=None if n % 2 else librarian,
         )
+
+
+# A desk's history reads: alibrarian_messages_after
+# ----------------------------------------------------------------------
+async def test_a_desks_history_read_matches_the_orm_read(active_chat):
+    conversation, librarian = active_chat
+    await _three_more_messages(conversation, librarian)
 
     for after in (0, 2, 4):
         frames = await services.alibrarian_messages_after(
@@ -328,14 +333,7 @@ async def test_a_desks_history_read_refuses_others_and_unknown_chats(
 # ----------------------------------------------------------------------
 async def test_a_patrons_gap_read_matches_the_orm_read(active_chat):
     conversation, librarian = active_chat
-    for n in range(3):
-        await services.apost_message(
-            conversation_id=conversation.id,
-            sender=Sender.PATRON if n % 2 else Sender.LIBRARIAN,
-            body=f"<i>line {n}</i>",
-            client_id=f"c{n}",
-            librarian=None if n % 2 else librarian,
-        )
+    await _three_more_messages(conversation, librarian)
 
     for after in (0, 2, 4):
         frames = await services.amessages_after(
