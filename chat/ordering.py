@@ -15,6 +15,7 @@ connections in bursts, slowed every message and so opened more gaps.
 """
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import Awaitable, Callable
 
@@ -101,18 +102,12 @@ class SeqOrder:
 
     async def _fill_gap(self) -> None:
         await asyncio.sleep(self.gap_wait)
-        if self.gate is None:
-            await self._read_gap()
-            return
-        # Waiting here, the filler can still be cancelled by the gap closing.
-        async with self.gate:
-            await self._read_gap()
-
-    async def _read_gap(self) -> None:
-        self.filler = None  # a gap opening during the read gets a filler of its own
-        if not self.held:
-            return
-        await self.catch_up()
+        # Waiting for the gate, the filler can still be cancelled by the gap closing.
+        async with self.gate or contextlib.nullcontext():
+            self.filler = None  # a gap opening during the read gets its own filler
+            if not self.held:
+                return
+            await self.catch_up()
 
     def close(self) -> None:
         """Send nothing more (the chat left this socket)."""

@@ -1,6 +1,7 @@
 """Messages: stored with a gap-free `seq` first, delivered after commit."""
 
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -325,7 +326,7 @@ async def _read_after(conversation_id: UUID, after_seq: int) -> list[tuple]:
     return rows
 
 
-def _frames(rows: list[tuple]):
+def _frames(rows: list[tuple]) -> Iterator[dict]:
     """Patron-shape frames of `_HISTORY` rows, in `seq` order (times in UTC:
     the pool's sessions keep the server's zone)."""
     for _, seq, sender, name, body, client_id, sent_at in rows:
