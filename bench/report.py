@@ -206,6 +206,8 @@ def plot(result: dict, path: Path) -> None:
     right.grid(True, which="both", alpha=0.3)
     right.legend(fontsize=7)
     right.set_title("throughput ramp")
+    if not result["parameters"]["ramp_rates"]:
+        right.set_title("throughput ramp: not run (--ramp-rates 0)")
     fig.suptitle(
         f"refdesk bench {result['started_at'][:16]} ({result['profile']})", fontsize=10
     )

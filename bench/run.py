@@ -519,6 +519,8 @@ class Bench:
         return result
 
     async def ramp(self) -> None:
+        if not self.profile["ramp_rates"]:  # --ramp-rates 0
+            return
         pairs = self.profile["ramp_pairs"]
         opened = {}
         for name in self.order:

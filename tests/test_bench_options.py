@@ -1,8 +1,9 @@
 """The bench's command-line layout options (bench/run.py)."""
 
+import asyncio
 from pathlib import Path
 
-from bench.run import _variant, costs
+from bench.run import Bench, _variant, costs
 
 
 def test_a_variant_names_its_tree_and_optionally_its_worker_counts():
@@ -22,3 +23,14 @@ def test_refdesk_is_charged_with_both_of_its_servers_and_its_services():
         "redis",
     }
     assert costs("plain") == {"app": ["plain-web"], "total": ["plain-web", "redis"]}
+
+
+def test_no_ramp_rates_opens_no_ramp_conversations():
+    """`--ramp-rates 0` skips the ramp: it used to open its conversations anyway."""
+    bench = Bench.__new__(Bench)  # no stack: touching a setup raises
+    bench.profile = {"ramp_rates": [], "ramp_pairs": 40, "start_rate": 40.0}
+    bench.order = ["refdesk", "plain", "bare"]
+    bench.setups = {}
+    bench.phases = []
+    asyncio.run(bench.ramp())
+    assert bench.phases == []
