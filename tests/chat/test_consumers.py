@@ -2,6 +2,7 @@
 layer and PostgreSQL, asserting PROTOCOL.md's exact shapes."""
 
 import asyncio
+import contextlib
 import json
 import uuid
 
@@ -849,6 +850,35 @@ async def test_a_chat_stuck_on_the_database_holds_none_of_the_desks_other_chats(
     await desk.disconnect()
 
 
+@contextlib.asynccontextmanager
+async def _database_thread_held(desk, stuck):
+    """Hold the socket process's database thread: the desk accepts `stuck`
+    while a real row lock keeps that accept waiting. Yields once the accept
+    waits on the lock; on the way out the lock goes and the accept must finish
+    (even when the body failed: it has to end on this test's loop)."""
+    locker = await psycopg.AsyncConnection.connect(database_url())
+    try:
+        await locker.execute(
+            "SELECT 1 FROM chat_conversation WHERE id = %s FOR UPDATE", [stuck.id]
+        )
+        await desk.send_json_to({"type": "accept", "conversation": str(stuck.id)})
+        for _ in range(100):
+            cursor = await locker.execute(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted"
+            )
+            if (await cursor.fetchone())[0]:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the accept never waited on the row lock")
+        yield
+    finally:
+        await locker.rollback()
+        await locker.close()
+        accepted = await receive_until(desk, "accepted")
+    assert accepted["conversation"] == str(stuck.id)
+
+
 async def test_an_accepted_chats_catch_up_read_holds_none_of_the_desks_other_chats(
     springfield_desk, start_chat
 ):
@@ -868,13 +898,7 @@ async def test_an_accepted_chats_catch_up_read_holds_none_of_the_desks_other_cha
         lambda: selectors.accepted_payloads([Conversation.objects.get(pk=rejoined.pk)])
     )()
 
-    locker = await psycopg.AsyncConnection.connect(database_url())
-    try:
-        await locker.execute(
-            "SELECT 1 FROM chat_conversation WHERE id = %s FOR UPDATE", [stuck.id]
-        )
-        # This accept holds the database thread until the lock goes.
-        await desk.send_json_to({"type": "accept", "conversation": str(stuck.id)})
+    async with _database_thread_held(desk, stuck):
         # Another tab of the librarian accepted `rejoined` (as after a transfer
         # back): this desk tracks it again and must read its history.
         await get_channel_layer().group_send(
@@ -887,13 +911,7 @@ async def test_an_accepted_chats_catch_up_read_holds_none_of_the_desks_other_cha
         )
         arrived = await receive(desk)
         assert (arrived["conversation"], arrived["body"]) == (str(flowing.id), "Hello?")
-    finally:
-        await locker.rollback()
-        await locker.close()
-        # Even when the test fails: the accept must finish on this test's loop.
-        accepted = await receive_until(desk, "accepted")
 
-    assert accepted["conversation"] == str(stuck.id)
     assert await desk.receive_nothing(0.3)
     await patron.disconnect()
     await desk.disconnect()
@@ -931,22 +949,7 @@ async def test_a_patrons_gap_fill_does_not_wait_for_the_database_thread(
 
     third = await db(store_unpublished)()
 
-    locker = await psycopg.AsyncConnection.connect(database_url())
-    try:
-        await locker.execute(
-            "SELECT 1 FROM chat_conversation WHERE id = %s FOR UPDATE", [stuck.id]
-        )
-        await desk.send_json_to({"type": "accept", "conversation": str(stuck.id)})
-        for _ in range(100):  # until the accept waits on the lock, holding the thread
-            cursor = await locker.execute(
-                "SELECT count(*) FROM pg_locks WHERE NOT granted"
-            )
-            if (await cursor.fetchone())[0]:
-                break
-            await asyncio.sleep(0.02)
-        else:
-            pytest.fail("the accept never waited on the row lock")
-
+    async with _database_thread_held(desk, stuck):
         await get_channel_layer().group_send(
             events.conversation_group(flowing.id),
             {
@@ -957,12 +960,7 @@ async def test_a_patrons_gap_fill_does_not_wait_for_the_database_thread(
         )
         filled = [await receive(patron, timeout=2), await receive(patron, timeout=2)]
         assert [(f["seq"], f["body"]) for f in filled] == [(2, "Line 2"), (3, "Line 3")]
-    finally:
-        await locker.rollback()
-        await locker.close()
-        accepted = await receive_until(desk, "accepted")
 
-    assert accepted["conversation"] == str(stuck.id)
     assert await patron.receive_nothing(0.3)
     await patron.disconnect()
     await desk.disconnect()
