@@ -166,6 +166,10 @@ REFDESK_LIBRARY_CACHE_SECONDS = env_int("REFDESK_LIBRARY_CACHE_SECONDS", 30)
 # process cost PostgreSQL 8% less CPU per message than 8 and kept the p99 lower
 # (README, Performance, item 19); 2 gave a higher p99.
 REFDESK_DB_ASYNC_POOL_MAX = env_int("REFDESK_DB_ASYNC_POOL_MAX", 4)
+# How many of those connections store chat messages at once; past that,
+# messages queue and the next free writer commits all queued in one
+# transaction (group commit, refdesk/asyncdb.py). The rest serve reads.
+REFDESK_DB_ASYNC_WRITERS = env_int("REFDESK_DB_ASYNC_WRITERS", 3)
 
 # Redis: channel layer, cache (rate limits, presence) and Celery broker;
 # in-process fallbacks when unset

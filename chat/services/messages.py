@@ -89,9 +89,11 @@ async def apost_message(
     then one publish. Returns the message frame and whether this call stored it.
 
     The statement takes the next `seq` with the conditional row-locking update
-    and inserts the message in one autocommit transaction: a retried
-    `client_id` violates the unique constraint, which rolls the increment back,
-    so `seq` stays gap-free exactly as in `post_message`.
+    and inserts the message in one transaction: a retried `client_id` violates
+    the unique constraint, which rolls the increment back, so `seq` stays
+    gap-free exactly as in `post_message`. Under load the transaction holds
+    other messages of this process too (`asyncdb.write`, group commit); each
+    caller still gets its own message's outcome.
     """
     if not asyncdb.available():
         message, stored = await database_sync_to_async(post_message)(
@@ -105,37 +107,34 @@ async def apost_message(
     now = timezone.now()
     name = _sender_name(sender, librarian, "")
     update, update_params = _seq_update(conversation_id, sender, librarian, now)
-    pool = await asyncdb.pool()
-    async with pool.connection() as conn:
-        try:
-            cursor = await conn.execute(
-                _INSERT_TAKING_SEQ.format(update=update),
-                [
-                    *update_params,
-                    sender,
-                    librarian.pk if librarian else None,
-                    name,
-                    body,
-                    client_id,
-                    now,
-                ],
-            )
-        except UniqueViolation as error:
-            if not client_id or error.diag.constraint_name != CLIENT_ID_UNIQUE:
-                raise
-            cursor = await conn.execute(
-                _STORED_BY_CLIENT_ID, [conversation_id, sender, client_id]
-            )
-            seq, name, body, now = await cursor.fetchone()
-            now = now.astimezone(UTC)  # the session's time zone is the server's
-            stored = False
-        else:
-            row = await cursor.fetchone()
-            if row is None:
-                cursor = await conn.execute(_STATE, [conversation_id])
-                raise _refusal(await cursor.fetchone(), sender, librarian)
-            seq, name = row
-            stored = True
+    try:
+        row = await asyncdb.write(
+            _INSERT_TAKING_SEQ.format(update=update),
+            [
+                *update_params,
+                sender,
+                librarian.pk if librarian else None,
+                name,
+                body,
+                client_id,
+                now,
+            ],
+            order=conversation_id,
+        )
+    except UniqueViolation as error:
+        if not client_id or error.diag.constraint_name != CLIENT_ID_UNIQUE:
+            raise
+        seq, name, body, now = await _fetchone(
+            _STORED_BY_CLIENT_ID, [conversation_id, sender, client_id]
+        )
+        now = now.astimezone(UTC)  # the session's time zone is the server's
+        stored = False
+    else:
+        if row is None:
+            state = await _fetchone(_STATE, [conversation_id])
+            raise _refusal(state, sender, librarian)
+        seq, name = row
+        stored = True
     frame = protocol.message(
         Message(
             conversation_id=conversation_id,
@@ -150,6 +149,12 @@ async def apost_message(
     if stored:
         await events.send(*_delivery(conversation_id, frame))
     return frame, stored
+
+
+async def _fetchone(sql: str, params: list) -> tuple | None:
+    pool = await asyncdb.pool()
+    async with pool.connection() as conn:
+        return await (await conn.execute(sql, params)).fetchone()
 
 
 _CONVERSATION = Conversation._meta.db_table

@@ -6,8 +6,10 @@ It must keep every promise `post_message` keeps (gap-free `seq`, a retried
 """
 
 import asyncio
+import contextlib
 import uuid
 
+import psycopg
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -17,6 +19,7 @@ from chat import events, protocol, selectors, services
 from chat.exceptions import ConversationClosed, ConversationNotFound, NotYours
 from chat.models import Conversation, ConversationStatus, Message, Sender
 from refdesk import asyncdb
+from tests.conftest import test_database_url as database_url
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -400,3 +403,216 @@ def connection_name() -> str:
 def alter_time_zone(database: str, zone: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f'ALTER DATABASE "{database}" SET TimeZone TO {zone}')
+
+
+# Group commit: messages queued behind busy writers share one transaction
+# ----------------------------------------------------------------------
+@pytest.fixture
+def one_writer(settings):
+    """One writer per process, so that anything sent while it is busy queues."""
+    settings.REFDESK_DB_ASYNC_WRITERS = 1
+
+
+@pytest.fixture
+def three_active_chats(springfield, staffed, start_chat):
+    librarian = staffed(springfield)
+    chats = []
+    for n in range(3):
+        conversation, _ = start_chat(name=f"Patron {n}")
+        services.accept_conversation(
+            conversation_id=conversation.id, librarian=librarian
+        )
+        chats.append(conversation)
+    return chats, librarian
+
+
+def patron_says(conversation, body: str, client_id: str = ""):
+    return services.apost_message(
+        conversation_id=conversation.id,
+        sender=Sender.PATRON,
+        body=body,
+        client_id=client_id or body,
+    )
+
+
+@database_sync_to_async
+def insertion_order(conversations) -> list[tuple[uuid.UUID, str]]:
+    return list(
+        Message.objects.filter(conversation__in=conversations, seq__gt=1)
+        .order_by("pk")
+        .values_list("conversation_id", "body")
+    )
+
+
+async def test_messages_sent_while_the_writer_is_busy_commit_as_one_group(
+    one_writer, three_active_chats
+):
+    chats, librarian = three_active_chats
+    await patron_says(chats[0], "alone")  # an idle writer takes it by itself
+    writing = asyncdb.committer()
+    assert (writing.alone, writing.groups) == (1, 0)
+
+    sends = [(chats[n % 3], f"{n % 3}-{n}") for n in range(1, 10)]
+    frames = await asyncio.gather(*(patron_says(c, body) for c, body in sends))
+
+    assert (writing.alone, writing.groups, writing.grouped) == (1, 1, 9)
+    assert all(created for _, created in frames)
+    for n, conversation in enumerate(chats):
+        rows = await stored(conversation)
+        assert [seq for seq, _, _ in rows] == list(range(1, len(rows) + 1))
+        mine = [body for c, body in sends if c == conversation]
+        assert [body for _, _, body in rows[1:]] == (["alone"] if n == 0 else []) + mine
+        assert (await refreshed(conversation)).last_seq == len(rows)
+    # The group took its row locks in conversation order, keeping each
+    # conversation's own order.
+    inserted = await insertion_order(chats)
+    grouped = inserted[1:]
+    assert [c for c, _ in grouped] == sorted(c for c, _ in grouped)
+    assert grouped == [
+        (c.id, body) for c, body in sorted(sends, key=lambda send: send[0].id)
+    ]
+
+
+async def test_a_retried_message_in_a_group_is_stored_once_and_the_rest_normally(
+    one_writer, three_active_chats
+):
+    """The retry's unique violation rolls the whole group back; each message is
+    then written alone and gets exactly what it would have got ungrouped."""
+    chats, _ = three_active_chats
+    first, _ = await patron_says(chats[0], "hello", client_id="c1")
+
+    results = await asyncio.gather(
+        patron_says(chats[1], "before"),
+        patron_says(chats[0], "hello again?", client_id="c1"),
+        patron_says(chats[0], "after"),
+        patron_says(chats[2], "elsewhere"),
+    )
+
+    writing = asyncdb.committer()
+    assert (writing.failed_groups, writing.groups) == (1, 0)
+    assert [created for _, created in results] == [True, False, True, True]
+    assert results[1][0] == first
+    assert [(seq, body) for seq, _, body in await stored(chats[0])][1:] == [
+        (2, "hello"),
+        (3, "after"),
+    ]
+    for conversation, body in ((chats[1], "before"), (chats[2], "elsewhere")):
+        assert [(s, b) for s, _, b in await stored(conversation)][1:] == [(2, body)]
+        assert (await refreshed(conversation)).last_seq == 2
+
+
+async def test_a_closed_chat_refuses_its_message_and_the_group_commits_the_rest(
+    one_writer, three_active_chats
+):
+    chats, librarian = three_active_chats
+    await database_sync_to_async(services.close_conversation)(
+        conversation_id=chats[1].id, librarian=librarian
+    )
+    await patron_says(chats[0], "warm")
+
+    results = await asyncio.gather(
+        patron_says(chats[0], "kept"),
+        patron_says(chats[1], "too late"),
+        patron_says(chats[2], "kept too"),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[1], ConversationClosed)
+    assert [created for _, created in (results[0], results[2])] == [True, True]
+    writing = asyncdb.committer()
+    assert (writing.groups, writing.grouped, writing.failed_groups) == (1, 3, 0)
+    closed = await refreshed(chats[1])
+    assert [body for _, _, body in await stored(closed)][-1] != "too late"
+
+
+@contextlib.asynccontextmanager
+async def row_locked(conversation):
+    """Another session holds `conversation`'s row lock until the block ends."""
+    locker = await psycopg.AsyncConnection.connect(database_url())
+    try:
+        await locker.execute(
+            "SELECT 1 FROM chat_conversation WHERE id = %s FOR UPDATE",
+            [conversation.id],
+        )
+        yield locker
+    finally:
+        await locker.rollback()
+        await locker.close()
+
+
+async def waiters(locker, count: int) -> None:
+    """Wait until `count` sessions wait on a lock."""
+    for _ in range(200):
+        cursor = await locker.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        if (await cursor.fetchone())[0] >= count:
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail(f"{count} session(s) never waited on a lock")
+
+
+async def test_two_groups_crossing_the_same_chats_do_not_deadlock(
+    settings, three_active_chats
+):
+    """Two writers' groups touch the same two chats, sent in opposite orders.
+    Taken in the order sent, the second group would hold the last chat while
+    waiting for the first, and the first the reverse (PostgreSQL would abort
+    one after a second); taken in conversation order, they queue."""
+    settings.REFDESK_DB_ASYNC_WRITERS = 2
+    chats, _ = three_active_chats
+    low, middle, high = sorted(chats, key=lambda c: c.id)
+    await patron_says(low, "warm")
+
+    async with row_locked(middle) as locker:
+        first = [
+            asyncio.create_task(patron_says(c, f"first {n}"))
+            for n, c in enumerate((low, middle, high))
+        ]
+        await waiters(locker, 1)  # holds low, waits for middle
+        second = [
+            asyncio.create_task(patron_says(c, f"second {n}"))
+            for n, c in enumerate((high, low))
+        ]
+        await waiters(locker, 2)  # waits for low, holding nothing
+    results = await asyncio.wait_for(asyncio.gather(*first, *second), 10)
+
+    writing = asyncdb.committer()
+    assert (writing.groups, writing.grouped, writing.failed_groups) == (2, 5, 0)
+    assert all(created for _, created in results)
+    for conversation in chats:
+        rows = await stored(conversation)
+        assert [seq for seq, _, _ in rows] == list(range(1, len(rows) + 1))
+
+
+async def test_a_message_cancelled_before_its_turn_is_not_stored(
+    one_writer, three_active_chats
+):
+    chats, _ = three_active_chats
+    async with row_locked(chats[0]) as locker:
+        busy = asyncio.create_task(patron_says(chats[0], "held"))
+        await waiters(locker, 1)
+        gone = asyncio.create_task(patron_says(chats[1], "never mind"))
+        await asyncio.sleep(0.05)
+        gone.cancel()
+        await asyncio.gather(gone, return_exceptions=True)
+    await busy
+    await patron_says(chats[1], "next")
+
+    assert [body for _, _, body in await stored(chats[1])][1:] == ["next"]
+
+
+async def test_a_writer_that_cannot_reach_the_database_fails_its_callers_only(
+    one_writer, three_active_chats
+):
+    chats, _ = three_active_chats
+    await patron_says(chats[0], "before")
+    await (await asyncdb.pool()).close()  # as when the database went away
+
+    results = await asyncio.gather(
+        *(patron_says(c, f"lost {n}") for n, c in enumerate(chats)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, psycopg.OperationalError) for r in results)
+
+    await asyncdb.close_pools()  # the next write opens a new pool
+    frame, created = await patron_says(chats[0], "after")
+    assert (created, frame["seq"]) == (True, 3)
