@@ -133,7 +133,8 @@ class GroupCommit:
     - If any statement of a group fails, PostgreSQL rolls the whole group
       back, and each statement is then run again alone: each caller gets
       exactly the row or error it would have got without grouping (a retried
-      message's unique violation is the common case).
+      message's unique violation is the common case). If the connection
+      itself fails, every caller of the group gets that error.
     - A write whose caller was cancelled before it was taken is not run.
     """
 
@@ -196,12 +197,21 @@ class GroupCommit:
                 await self._alone(conn, writes)
             return
         writes.sort(key=lambda write: write.order)  # stable: equal keys keep order
+        conn = None
         try:
             async with connections_.connection() as conn:
-                async with conn.pipeline(), conn.transaction():
+                # One Sync at the end: the server runs everything before it as
+                # one implicit transaction, committed at the Sync, rolled back
+                # whole if any statement fails.
+                async with conn.pipeline():
                     cursors = [await conn.execute(w.sql, w.params) for w in writes]
                 rows = [await cursor.fetchone() for cursor in cursors]
         except psycopg.Error as error:
+            if conn is None or conn.broken:
+                # No connection, or it died: the group may even have committed
+                # (a lost reply to COMMIT). Writing again could store messages
+                # twice, so every caller hears the error, as one would alone.
+                raise
             self.failed_groups += 1
             logger.debug("a group of %d failed (%s); one by one", len(writes), error)
             async with connections_.connection() as conn:

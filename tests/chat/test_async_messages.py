@@ -616,3 +616,34 @@ async def test_a_writer_that_cannot_reach_the_database_fails_its_callers_only(
     await asyncdb.close_pools()  # the next write opens a new pool
     frame, created = await patron_says(chats[0], "after")
     assert (created, frame["seq"]) == (True, 3)
+
+
+async def test_a_group_whose_connection_dies_fails_every_caller_and_stores_nothing(
+    one_writer, three_active_chats
+):
+    """The group's outcome is unknown to it (a lost reply to COMMIT looks the
+    same), so it must not write its messages again: each caller hears the
+    error, as a single statement's caller would, and may retry."""
+    chats, _ = three_active_chats
+    await patron_says(chats[1], "warm")
+    async with row_locked(chats[0]) as locker:
+        group = [
+            asyncio.create_task(patron_says(c, f"grouped {n}"))
+            for n, c in enumerate(chats)
+        ]
+        await waiters(locker, 1)
+        cursor = await locker.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE NOT granted"
+        )
+        assert await cursor.fetchall() == [(True,)]
+        # Bounded: written again, the group's first message would wait for
+        # this lock for good.
+        done, _ = await asyncio.wait(group, timeout=10)
+        assert len(done) == len(group), "the group was written again"
+        results = [task.exception() for task in group]
+
+    assert all(isinstance(r, psycopg.OperationalError) for r in results), results
+    assert asyncdb.committer().failed_groups == 0
+    for conversation in chats:
+        bodies = [body for _, _, body in await stored(conversation)]
+        assert not [b for b in bodies if b.startswith("grouped")]
