@@ -4,6 +4,7 @@
     REDIS_URL=redis://127.0.0.1:6379/0 REFDESK_REDIS_PREFIX=micro \\
     python -m bench.micro ops        # CPU per step of a chat's life
     python -m bench.micro statements # PostgreSQL CPU per stored message, by shape
+    python -m bench.micro groups     # client and PostgreSQL CPU, by group size
 
 Run it on a scratch database (it migrates, seeds the demo and starts chats
 there) with nothing else busy: figures are CPU time, but a loaded machine
@@ -27,6 +28,11 @@ messages per transaction (what group commit would save), and two lower
 bounds of the `seq` update: the conversation updated by id alone (no status
 or ownership check), and a two-column counter table instead of the
 conversation row.
+
+`groups` stores patron messages through `refdesk.asyncdb.GroupCommit` (one
+writer) in groups of 1, 2, 3, 5 and 10 sent at once, and reads this process's
+CPU (the client side: psycopg, asyncio, the writer) and PostgreSQL's per
+message: what group commit saves at each size it forms at.
 """
 
 import argparse
@@ -45,7 +51,7 @@ BODY = "Hello there, a message body of ordinary length for a reference chat."
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=("ops", "statements"))
+    parser.add_argument("what", choices=("ops", "statements", "groups"))
     parser.add_argument("-n", type=int, default=0, help="repetitions")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refdesk.settings")
@@ -55,6 +61,8 @@ def main() -> None:
     try:
         if args.what == "ops":
             _ops(librarian, args.n or 150)
+        elif args.what == "groups":
+            asyncio.run(_groups(librarian, args.n or 3000))
         else:
             _statements(librarian, args.n or 3000)
     finally:
@@ -195,20 +203,17 @@ def _postgres_cpu_s() -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _statements(librarian, n: int) -> None:
-    import psycopg
-    from django.utils import timezone
-
-    from chat.models import Conversation, ConversationStatus, Sender
-    from chat.services import messages, queue, routing
-    from refdesk.asyncdb import connection_kwargs
+def _active_chats(librarian, count: int = 100) -> list:
+    """`count` chats the librarian has accepted, started here if need be."""
+    from chat.models import Conversation, ConversationStatus
+    from chat.services import queue, routing
 
     active = list(
         Conversation.objects.filter(
             librarian=librarian, status=ConversationStatus.ACTIVE
-        )[:100]
+        )[:count]
     )
-    for _ in range(100 - len(active)):
+    for _ in range(count - len(active)):
         conversation, _ = routing.start_conversation(
             library_slug=librarian.library.slug, question="A question?"
         )
@@ -217,6 +222,68 @@ def _statements(librarian, n: int) -> None:
                 conversation_id=conversation.id, librarian=librarian
             )
         )
+    return active
+
+
+async def _groups(librarian, n: int) -> None:
+    from asgiref.sync import sync_to_async
+    from django.utils import timezone
+
+    from chat.models import Sender
+    from chat.services import messages
+    from refdesk import asyncdb
+
+    active = await sync_to_async(_active_chats)(librarian)
+    writing = asyncdb.GroupCommit(writers=1)
+
+    def store(tag: str):
+        conversation = random.choice(active)
+        now = timezone.now()
+        update, params = messages._seq_update(conversation.id, Sender.PATRON, None, now)
+        insert = [
+            Sender.PATRON,
+            None,
+            None,
+            BODY,
+            f"{tag}-{random.getrandbits(64):x}",
+            now,
+        ]
+        return writing.fetchone(
+            messages._INSERT_TAKING_SEQ.format(update=update),
+            [*params, *insert],
+            order=conversation.id,
+        )
+
+    try:
+        for _ in range(50):  # prepared after five uses
+            await store("warm")
+        for round_ in (1, 2):
+            for size in (1, 2, 3, 5, 10):
+                client, postgres = time.process_time(), _postgres_cpu_s()
+                wall = time.perf_counter()
+                for _ in range(n // size):
+                    await asyncio.gather(*(store(f"g{size}") for _ in range(size)))
+                print(
+                    f"round {round_}  groups of {size:2}  client CPU "
+                    f"{(time.process_time() - client) * 1000 / n:.3f} ms/msg  "
+                    f"PostgreSQL CPU {(_postgres_cpu_s() - postgres) * 1000 / n:.3f}  "
+                    f"wall {(time.perf_counter() - wall) * 1000 / n:.3f}",
+                    flush=True,
+                )
+        assert writing.failed_groups == 0
+    finally:
+        await asyncdb.close_pools()
+
+
+def _statements(librarian, n: int) -> None:
+    import psycopg
+    from django.utils import timezone
+
+    from chat.models import Sender
+    from chat.services import messages
+    from refdesk.asyncdb import connection_kwargs
+
+    active = _active_chats(librarian)
 
     # What the conditional update costs: the same insert after an update of
     # the conversation by id alone, and after one of a two-column table (the
