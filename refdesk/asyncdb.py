@@ -191,15 +191,15 @@ class GroupCommit:
                 self._start_writer()
 
     async def _run(self, writes: list[_Write]) -> None:
-        connections_ = await pool()
+        shared = await pool()
         if len(writes) == 1:
-            async with connections_.connection() as conn:
+            async with shared.connection() as conn:
                 await self._alone(conn, writes)
             return
         writes.sort(key=lambda write: write.order)  # stable: equal keys keep order
         conn = None
         try:
-            async with connections_.connection() as conn:
+            async with shared.connection() as conn:
                 # One Sync at the end: the server runs everything before it as
                 # one implicit transaction, committed at the Sync, rolled back
                 # whole if any statement fails.
@@ -214,7 +214,7 @@ class GroupCommit:
                 raise
             self.failed_groups += 1
             logger.debug("a group of %d failed (%s); one by one", len(writes), error)
-            async with connections_.connection() as conn:
+            async with shared.connection() as conn:
                 await self._alone(conn, writes)
             return
         self.groups += 1
@@ -250,6 +250,12 @@ def committer() -> GroupCommit:
     if found is None:
         found = _committers[loop] = GroupCommit(settings.REFDESK_DB_ASYNC_WRITERS)
     return found
+
+
+async def fetchall(sql: str, params: Sequence[Any]) -> list[tuple]:
+    """Run one read statement on this loop's pool and return its rows."""
+    async with (await pool()).connection() as conn:
+        return await (await conn.execute(sql, params)).fetchall()
 
 
 async def write(sql: str, params: Sequence[Any], *, order: Hashable) -> tuple | None:

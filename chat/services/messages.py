@@ -124,15 +124,15 @@ async def apost_message(
     except UniqueViolation as error:
         if not client_id or error.diag.constraint_name != CLIENT_ID_UNIQUE:
             raise
-        seq, name, body, now = await _fetchone(
+        [(seq, name, body, now)] = await asyncdb.fetchall(
             _STORED_BY_CLIENT_ID, [conversation_id, sender, client_id]
         )
         now = now.astimezone(UTC)  # the session's time zone is the server's
         stored = False
     else:
         if row is None:
-            state = await _fetchone(_STATE, [conversation_id])
-            raise _refusal(state, sender, librarian)
+            state = await asyncdb.fetchall(_STATE, [conversation_id])
+            raise _refusal(state[0] if state else None, sender, librarian)
         seq, name = row
         stored = True
     frame = protocol.message(
@@ -149,12 +149,6 @@ async def apost_message(
     if stored:
         await events.send(*_delivery(conversation_id, frame))
     return frame, stored
-
-
-async def _fetchone(sql: str, params: list) -> tuple | None:
-    pool = await asyncdb.pool()
-    async with pool.connection() as conn:
-        return await (await conn.execute(sql, params)).fetchone()
 
 
 _CONVERSATION = Conversation._meta.db_table
@@ -322,10 +316,7 @@ async def amessages_after(*, conversation_id: UUID, after_seq: int) -> list[dict
 async def _read_after(conversation_id: UUID, after_seq: int) -> list[tuple]:
     """The conversation's owner, then its messages after `after_seq` (none: one
     row of NULLs); an unknown conversation raises ConversationNotFound."""
-    pool = await asyncdb.pool()
-    async with pool.connection() as conn:
-        cursor = await conn.execute(_HISTORY, [after_seq, conversation_id])
-        rows = await cursor.fetchall()
+    rows = await asyncdb.fetchall(_HISTORY, [after_seq, conversation_id])
     if not rows:
         raise ConversationNotFound("no such conversation")
     return rows
