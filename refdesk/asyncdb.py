@@ -93,8 +93,8 @@ async def close_pools() -> None:
     """Close the running loop's pool (tests; a process's pool lives as long as it),
     after the writes still running."""
     loop = asyncio.get_running_loop()
-    if (writing := _committers.pop(loop, None)) is not None and writing._tasks:
-        await asyncio.gather(*writing._tasks, return_exceptions=True)
+    if (writing := _committers.pop(loop, None)) is not None:
+        await writing.drain()
     opening = _pools.pop(loop, None)
     if opening is not None:
         await (await opening).close()
@@ -156,6 +156,11 @@ class GroupCommit:
         self._queue.append(write)
         self._start_writer()
         return await write.result
+
+    async def drain(self) -> None:
+        """Wait for the writers still running."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _start_writer(self) -> None:
         if self._free and not self._starting:
