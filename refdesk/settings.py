@@ -182,9 +182,11 @@ REFDESK_REDIS_PREFIX = os.environ.get("REFDESK_REDIS_PREFIX", "refdesk")
 CHANNEL_LAYERS = {
     "default": (
         {
-            # pub/sub layer: cheaper and degrades by queueing (STACK-NOTES.md);
-            # redis-py 8 needs the timeout and pool settings below
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # pub/sub layer: cheaper and degrades by queueing (STACK-NOTES.md),
+            # with a process's queued publishes sent in one round trip
+            # (refdesk/layers.py); redis-py 8 needs the timeout and pool
+            # settings below
+            "BACKEND": "refdesk.layers.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
