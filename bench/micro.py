@@ -5,6 +5,7 @@
     python -m bench.micro ops        # CPU per step of a chat's life
     python -m bench.micro statements # PostgreSQL CPU per stored message, by shape
     python -m bench.micro groups     # client and PostgreSQL CPU, by group size
+    python -m bench.micro publishes  # channel layer: client and Redis CPU, by burst
 
 Run it on a scratch database (it migrates, seeds the demo and starts chats
 there) with nothing else busy: figures are CPU time, but a loaded machine
@@ -33,6 +34,13 @@ conversation row.
 writer) in groups of 1, 2, 3, 5 and 10 sent at once, and reads this process's
 CPU (the client side: psycopg, asyncio, the writer) and PostgreSQL's per
 message: what group commit saves at each size it forms at.
+
+`publishes` needs only Redis. It sends `group_send`s in bursts of 1, 2, 5, 10
+and 20 made at once (as a busy socket process does), each to a conversation
+group that another layer in this process listens on, through channels_redis's
+own pub/sub layer and through refdesk's (`refdesk.layers`, which sends what
+queued together in one round trip), and reads this process's CPU and Redis's
+per publish, and the wall time until the burst is published.
 """
 
 import argparse
@@ -51,12 +59,15 @@ BODY = "Hello there, a message body of ordinary length for a reference chat."
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=("ops", "statements", "groups"))
+    parser.add_argument("what", choices=("ops", "statements", "groups", "publishes"))
     parser.add_argument("-n", type=int, default=0, help="repetitions")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refdesk.settings")
     os.environ.setdefault("REFDESK_CHAT_RATE_PER_MINUTE", "1000000")
     django.setup()
+    if args.what == "publishes":
+        asyncio.run(_publishes(args.n or 5000))
+        return
     librarian = _prepare()
     try:
         if args.what == "ops":
@@ -190,6 +201,11 @@ def _ops(librarian, n: int) -> None:
 
 def _postgres_cpu_s() -> float:
     """CPU seconds of every PostgreSQL process on this machine."""
+    return _cpu_s("postgres")
+
+
+def _cpu_s(command: str) -> float:
+    """CPU seconds of every process on this machine whose name starts so."""
     ticks = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -197,7 +213,7 @@ def _postgres_cpu_s() -> float:
                 line = stat.read()
         except OSError:
             continue
-        if line[line.index("(") + 1 : line.rindex(")")].startswith("postgres"):
+        if line[line.index("(") + 1 : line.rindex(")")].startswith(command):
             fields = line[line.rindex(")") + 2 :].split()
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
@@ -273,6 +289,59 @@ async def _groups(librarian, n: int) -> None:
         assert writing.failed_groups == 0
     finally:
         await asyncdb.close_pools()
+
+
+async def _publishes(n: int) -> None:
+    from channels_redis import pubsub
+    from django.conf import settings
+
+    from refdesk import layers
+
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    listener = pubsub.RedisPubSubChannelLayer(**config)
+    groups = [f"micro.conversation.{i}" for i in range(100)]
+    channel = await listener.new_channel()
+    for group in groups:
+        await listener.group_add(group, channel)
+
+    async def drain() -> None:
+        while True:
+            await listener.receive(channel)
+
+    draining = asyncio.create_task(drain())
+    event = {"type": "chat.message", "message": {"seq": 1, "body": BODY}}
+    kinds = {
+        "channels_redis": pubsub.RedisPubSubChannelLayer,
+        "refdesk.layers": layers.RedisPubSubChannelLayer,
+    }
+    try:
+        for round_ in (1, 2):
+            for size in (1, 2, 5, 10, 20):
+                for name, kind in kinds.items():
+                    layer = kind(**config)
+                    for _ in range(20):
+                        await layer.group_send(random.choice(groups), event)
+                    client, redis = time.process_time(), _cpu_s("redis-server")
+                    wall = time.perf_counter()
+                    for _ in range(n // size):
+                        await asyncio.gather(
+                            *(
+                                layer.group_send(random.choice(groups), event)
+                                for _ in range(size)
+                            )
+                        )
+                    wall = (time.perf_counter() - wall) * 1000 / n
+                    print(
+                        f"round {round_}  bursts of {size:2}  {name:14}  client CPU "
+                        f"{(time.process_time() - client) * 1000 / n:.3f} ms/publish  "
+                        f"Redis CPU {(_cpu_s('redis-server') - redis) * 1000 / n:.3f}  "
+                        f"wall {wall:.3f}",
+                        flush=True,
+                    )
+                    await layer.flush()
+    finally:
+        draining.cancel()
+        await listener.flush()
 
 
 def _statements(librarian, n: int) -> None:
