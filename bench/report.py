@@ -31,6 +31,11 @@ def _commits(row: dict) -> str:
     return "" if commits is None else f" ({commits:.2f})"
 
 
+def _reads(row: dict) -> str:
+    reads = row.get("redis_reads_per_msg")
+    return "" if reads is None else f" ({reads:.2f})"
+
+
 def _pair(a, b, digits: int = 1) -> str:
     return f"{_f(a, digits)} / {_f(b, digits)}"
 
@@ -61,11 +66,13 @@ def markdown(result: dict, png_name: str | None = None) -> str:
         "to run but waited for a CPU (/proc schedstat), per message. `×plain`/`×bare`: "
         "refdesk's figure divided by the reference's. DB queries (commits)/msg: statements per "
         "message and, in brackets, transactions committed per message (PostgreSQL's "
-        "counters, flushed about once a second; below 1 when group commit forms).",
+        "counters, flushed about once a second; below 1 when group commit forms). "
+        "Redis cmds (reads)/msg: commands per message and, in brackets, the read events "
+        "Redis handled per message (a pipeline of publishes is one).",
         "",
         "| conversations | setup | msg/s | delivery p50 / p95 / p99 | patron→librarian | "
         "librarian→patron | start→offer | accept | CPU ms/msg | waited ms/msg | DB queries (commits)/msg "
-        "| Redis cmds/msg | RSS KiB/socket | machine CPU (foreign cores) | errors | lost/dup/reord |",
+        "| Redis cmds (reads)/msg | RSS KiB/socket | machine CPU (foreign cores) | errors | lost/dup/reord |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for level, row in s["levels"].items():
@@ -82,7 +89,7 @@ def markdown(result: dict, png_name: str | None = None) -> str:
                 f"{_pair(r['accept_p50'], r['accept_p99'])} | "
                 f"{_f(r['cpu_ms_per_msg_total'], 2)} | "
                 f"{_f(r.get('runq_wait_ms_per_msg_total'), 2)} | {_f(r['db_queries_per_msg'])}{_commits(r)} | "
-                f"{_f(r['redis_cmds_per_msg'])} | {_f(r['rss_per_socket_kib'])} | "
+                f"{_f(r['redis_cmds_per_msg'])}{_reads(r)} | {_f(r['rss_per_socket_kib'])} | "
                 f"{_f(r['machine_busy_pct'])}% ({_f(r['foreign_cores'], 2)}){' noisy' if r['noisy'] else ''} | "
                 f"{r['errors']} | {integrity.get('losses', 0)}/{integrity.get('duplicates', 0)}/"
                 f"{integrity.get('reorders', 0)} |"

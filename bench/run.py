@@ -166,6 +166,10 @@ class Meter:
                 for k, v in stats.items()
                 if k.removeprefix("cmdstat_") not in ("info", "ping", "config")
             }
+            # read events: one per pipeline or lone command a client sent
+            snap["redis_reads"] = self.stack.redis_client().info("stats")[
+                "total_reads_processed"
+            ]
         # Commits show group commit: fewer than one per message under load.
         rows = self.stack.query(
             "SELECT xact_commit, xact_rollback, tup_returned, tup_fetched, "
@@ -243,6 +247,7 @@ class Meter:
                 k: after["redis"][k] - before["redis"].get(k, 0) for k in after["redis"]
             }
             window["redis_calls"] = {k: v for k, v in sorted(calls.items()) if v}
+            window["redis_reads"] = after["redis_reads"] - before["redis_reads"]
         if statements is not None:
             window["pg_statements"] = [  # the 12 most frequent
                 {"query": q[:160], "calls": c, "ms": round(ms, 1)}
@@ -504,6 +509,8 @@ class Bench:
                 "net_of_idle": round(max(0.0, raw - idle) / sent, 2),
                 "top": dict(Counter(window["redis_calls"]).most_common(8)),
             }
+        if "redis_reads" in window and sent:
+            result["redis_reads_per_msg"] = round(window["redis_reads"] / sent, 2)
         if "pg_calls" in window and sent:
             raw = window["pg_calls"]
             idle = self.baseline.get("pg_calls", 0) / base_s * seconds if base_s else 0
@@ -685,6 +692,7 @@ def summarise(
                 "db_queries_per_msg": med("db_queries_per_msg.net_of_idle"),
                 "db_xacts_per_msg": med("db_xacts_per_msg"),
                 "redis_cmds_per_msg": med("redis_cmds_per_msg.net_of_idle"),
+                "redis_reads_per_msg": med("redis_reads_per_msg"),
                 "rss_per_socket_kib": runs[0]["rss_per_socket_kib"],
                 "machine_busy_pct": med("window.machine_busy_pct"),
                 "foreign_cores": worst("window.foreign_cores"),
