@@ -1049,8 +1049,11 @@ def main(argv: list[str] | None = None) -> int:
                     for name, path, _, _ in stack.variants
                 },
                 "celery": f"celery -A refdesk worker --beat --concurrency {stack.celery_concurrency}",
-                "channel_layer": "channels_redis.pubsub.RedisPubSubChannelLayer (refdesk; plain "
-                f"unless BENCH_PLAIN_LAYER: {os.environ.get('BENCH_PLAIN_LAYER', 'the same')})",
+                "channel_layer": "refdesk: the one its tree's settings name "
+                "(refdesk.layers.RedisPubSubChannelLayer from commit b669250 on); plain: "
+                + os.environ.get(
+                    "BENCH_PLAIN_LAYER", "channels_redis.pubsub.RedisPubSubChannelLayer"
+                ),
                 "db_pool": "per process: Django's psycopg pool (min 2, max 20) and the message path's asyncio pool (refdesk/asyncdb.py, max REFDESK_DB_ASYNC_POOL_MAX)",
                 "postgresql": stack.pg.get("settings"),
                 "redis": f"{stack.redis.get('mode')} redis-server, no persistence",
