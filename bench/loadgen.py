@@ -24,6 +24,7 @@ import time
 import urllib.parse
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from websockets.asyncio.client import connect as ws_connect
 
@@ -34,6 +35,20 @@ WS_OPTIONS = {"ping_interval": None, "max_size": 2**22, "open_timeout": 30}
 
 def now_ns() -> int:
     return time.monotonic_ns()
+
+
+# The wall clock minus the monotonic one: places refdesk's `sent_at` (stamped
+# just before the message statement runs) on the load generator's timeline.
+WALL_OFFSET_NS = time.time_ns() - time.monotonic_ns()
+
+
+def stamp_ns(iso: str | None) -> int | None:
+    """A server `sent_at` as a `now_ns()` reading (same machine, same clock)."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return None
+    return round(moment.timestamp() * 1e9) - WALL_OFFSET_NS
 
 
 def body_for(client_id: str, t: int) -> str:
@@ -610,6 +625,8 @@ class RefdeskSetup:
         self, conv: Conversation, side: str, frame: dict, t: int, history: bool = False
     ) -> None:
         sender = {"patron": "p", "librarian": "l"}.get(frame.get("sender"), "s")
+        if not history and sender not in (side, "s") and conv.recorder is not None:
+            self._split(conv.recorder, frame, t)
         conv.received(
             side,
             frame["seq"],
@@ -618,6 +635,18 @@ class RefdeskSetup:
             frame.get("body") or "",
             t,
         )
+
+    @staticmethod
+    def _split(recorder: Recorder, frame: dict, t: int) -> None:
+        """Split a delivery at the server's stamp: sender to the statement
+        (`inbound`: the socket, its process's loop, the lane) and from there
+        to the other side (`outbound`: statement, publish, Redis, the
+        receiving process, its socket)."""
+        sent = sent_at(frame.get("body") or "")
+        stamp = stamp_ns(frame.get("sent_at"))
+        if sent is not None and stamp is not None:
+            recorder.add("inbound", (stamp - sent) / 1e6)
+            recorder.add("outbound", (t - stamp) / 1e6)
 
     # Patrons
     async def open(

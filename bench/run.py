@@ -454,6 +454,8 @@ class Bench:
                 "delivery": dist(lat["p2l"] + lat["l2p"]),
                 "p2l": dist(lat["p2l"]),
                 "l2p": dist(lat["l2p"]),
+                "inbound": dist(lat["inbound"]),
+                "outbound": dist(lat["outbound"]),
                 "start_offer": dist(lat["start_offer"]),
                 "start_http": dist(lat["start_http"]),
                 "accept": dist(lat["accept"]),
