@@ -17,6 +17,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 
+from refdesk.aio import start_now
+
 logger = logging.getLogger(__name__)
 
 Work = Callable[[], Awaitable[None]]
@@ -31,14 +33,16 @@ class Lanes:
     async def submit(self, key: Hashable, work: Work) -> None:
         """Start `work` once the earlier work of `key` has finished."""
         await self._slots.acquire()
-        task = asyncio.create_task(self._after(self._tails.get(key), work))
+        # Started now: a frame with nothing ahead of it in its lane reaches its
+        # first wait (the statement sent) before the consumer reads on.
+        task = start_now(self._after(self._tails.get(key), work))
         self._tails[key] = task
         self._running.add(task)
         task.add_done_callback(lambda done: self._finished(key, done))
 
     @staticmethod
     async def _after(previous: asyncio.Task | None, work: Work) -> None:
-        if previous is not None:
+        if previous is not None and not previous.done():
             await asyncio.wait([previous])
         await work()
 

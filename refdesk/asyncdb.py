@@ -33,6 +33,8 @@ from django.db import connections
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from refdesk.aio import start_now
+
 logger = logging.getLogger(__name__)
 
 # Keyed by loop: a pool's connections and lock belong to the loop that made them.
@@ -123,9 +125,10 @@ class GroupCommit:
     everything queued (at most `most`): one statement runs alone in
     autocommit, exactly as `conn.execute` would; several run pipelined in one
     transaction, so PostgreSQL makes one commit (one WAL flush, one wake-up)
-    for all of them. No write ever waits to make a group bigger: at low load
-    every group holds one statement, and groups grow only while all writers
-    are busy.
+    for all of them. No write ever waits to make a group bigger: a write that
+    finds a writer free is sent at once, before its caller's task yields
+    (`refdesk.aio.start_now`), and groups grow only while all writers are
+    busy.
 
     - A group takes its row locks in `order` (the conversation id for chat
       messages), so two processes' groups cannot deadlock on the same rows;
@@ -166,7 +169,8 @@ class GroupCommit:
         if self._free and not self._starting:
             self._free -= 1
             self._starting = True
-            task = asyncio.get_running_loop().create_task(self._drain())
+            # Started now: the write is sent before its caller's task yields.
+            task = start_now(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

@@ -68,6 +68,19 @@ async def test_a_lone_publish_is_one_round_trip(layer, listener):
     assert (_shard(layer).round_trips, _shard(layer).published) == (1, 1)
 
 
+async def test_a_lone_publish_is_sent_before_its_caller_yields(layer, listener):
+    """The shard's sender starts at once (`refdesk.aio.start_now`): the
+    PUBLISH is written in the caller's own turn of the loop, not the next."""
+    group, channel = await _member(listener)
+    await layer.group_send(group, {"type": "t", "n": 0})  # connects
+    shard = _shard(layer)
+    publishing = asyncio.create_task(layer.group_send(group, {"type": "t", "n": 1}))
+    await asyncio.sleep(0)  # the task has run once, up to waiting for Redis
+    assert shard.round_trips == 2
+    await publishing
+    assert await _received(listener, channel, 2) == [0, 1]
+
+
 async def test_publishes_queued_together_share_a_round_trip_in_order(layer, listener):
     """Publishes made while the sender is busy go out in one pipeline each
     time it comes free, in the order they were made."""

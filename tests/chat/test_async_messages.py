@@ -414,16 +414,29 @@ def one_writer(settings):
 
 
 @pytest.fixture
-def three_active_chats(springfield, staffed, start_chat):
+def three_active_chats(active_chats):
+    return active_chats(3)
+
+
+@pytest.fixture
+def active_chats(springfield, staffed, start_chat):
+    """`active_chats(n)`: n chats accepted by one librarian, and the librarian."""
     librarian = staffed(springfield)
-    chats = []
-    for n in range(3):
-        conversation, _ = start_chat(name=f"Patron {n}")
-        services.accept_conversation(
-            conversation_id=conversation.id, librarian=librarian
-        )
-        chats.append(conversation)
-    return chats, librarian
+
+    def make(count: int):
+        # Room at the library for every chat, all with one librarian.
+        springfield.chats_per_librarian = max(springfield.chats_per_librarian, count)
+        springfield.save(update_fields=["chats_per_librarian"])
+        chats = []
+        for n in range(count):
+            conversation, _ = start_chat(name=f"Patron {n}")
+            services.accept_conversation(
+                conversation_id=conversation.id, librarian=librarian
+            )
+            chats.append(conversation)
+        return chats, librarian
+
+    return make
 
 
 def patron_says(conversation, body: str, client_id: str = ""):
@@ -455,7 +468,9 @@ async def test_messages_sent_while_the_writer_is_busy_commit_as_one_group(
     sends = [(chats[n % 3], f"{n % 3}-{n}") for n in range(1, 10)]
     frames = await asyncio.gather(*(patron_says(c, body) for c, body in sends))
 
-    assert (writing.alone, writing.groups, writing.grouped) == (1, 1, 9)
+    # The idle writer sent the first at once, alone; the eight made while it
+    # was busy waited and committed together.
+    assert (writing.alone, writing.groups, writing.grouped) == (2, 1, 8)
     assert all(created for _, created in frames)
     for n, conversation in enumerate(chats):
         rows = await stored(conversation)
@@ -466,10 +481,11 @@ async def test_messages_sent_while_the_writer_is_busy_commit_as_one_group(
     # The group took its row locks in conversation order, keeping each
     # conversation's own order.
     inserted = await insertion_order(chats)
-    grouped = inserted[1:]
+    assert inserted[1] == (sends[0][0].id, sends[0][1])
+    grouped = inserted[2:]
     assert [c for c, _ in grouped] == sorted(c for c, _ in grouped)
     assert grouped == [
-        (c.id, body) for c, body in sorted(sends, key=lambda send: send[0].id)
+        (c.id, body) for c, body in sorted(sends[1:], key=lambda send: send[0].id)
     ]
 
 
@@ -510,15 +526,17 @@ async def test_a_closed_chat_refuses_its_message_and_the_group_commits_the_rest(
     )
     await patron_says(chats[0], "warm")
 
+    # The idle writer sends the first alone; the three behind it form the group.
     results = await asyncio.gather(
+        patron_says(chats[2], "lead"),
         patron_says(chats[0], "kept"),
         patron_says(chats[1], "too late"),
         patron_says(chats[2], "kept too"),
         return_exceptions=True,
     )
 
-    assert isinstance(results[1], ConversationClosed)
-    assert [created for _, created in (results[0], results[2])] == [True, True]
+    assert isinstance(results[2], ConversationClosed)
+    assert [created for _, created in (results[1], results[3])] == [True, True]
     writing = asyncdb.committer()
     assert (writing.groups, writing.grouped, writing.failed_groups) == (1, 3, 0)
     closed = await refreshed(chats[1])
@@ -551,32 +569,51 @@ async def waiters(locker, count: int) -> None:
 
 
 async def test_two_groups_crossing_the_same_chats_do_not_deadlock(
-    settings, three_active_chats
+    settings, active_chats
 ):
     """Two writers' groups touch the same two chats, sent in opposite orders.
     Taken in the order sent, the second group would hold the last chat while
     waiting for the first, and the first the reverse (PostgreSQL would abort
-    one after a second); taken in conversation order, they queue."""
+    one after a second); taken in conversation order, they queue.
+
+    Groups form only behind busy writers, so each writer is first held on a
+    chat of its own (`gate_a`, `gate_b`) while its group queues."""
     settings.REFDESK_DB_ASYNC_WRITERS = 2
-    chats, _ = three_active_chats
-    low, middle, high = sorted(chats, key=lambda c: c.id)
+    chats, _ = await database_sync_to_async(active_chats)(5)
+    gate_a, gate_b = chats[3:]
+    low, middle, high = sorted(chats[:3], key=lambda c: c.id)
     await patron_says(low, "warm")
 
-    async with row_locked(middle) as locker:
+    async with (
+        row_locked(middle) as locker,
+        row_locked(gate_a) as holding_a,
+        row_locked(gate_b) as holding_b,
+    ):
+        held = [
+            asyncio.create_task(patron_says(gate, "held")) for gate in (gate_a, gate_b)
+        ]
+        await waiters(locker, 2)  # both writers wait on their gates
         first = [
             asyncio.create_task(patron_says(c, f"first {n}"))
             for n, c in enumerate((low, middle, high))
         ]
-        await waiters(locker, 1)  # holds low, waits for middle
+        await asyncio.sleep(0.05)  # queued behind the writers
+        # Writer A takes `first`: it holds low and waits for middle.
+        await holding_a.rollback()
+        await waiters(locker, 2)
         second = [
             asyncio.create_task(patron_says(c, f"second {n}"))
             for n, c in enumerate((high, low))
         ]
-        await waiters(locker, 2)  # waits for low, holding nothing
-    results = await asyncio.wait_for(asyncio.gather(*first, *second), 10)
+        await asyncio.sleep(0.05)
+        # Writer B takes `second`: it waits for low, holding nothing.
+        await holding_b.rollback()
+        await waiters(locker, 2)
+    results = await asyncio.wait_for(asyncio.gather(*held, *first, *second), 10)
 
     writing = asyncdb.committer()
-    assert (writing.groups, writing.grouped, writing.failed_groups) == (2, 5, 0)
+    assert (writing.alone, writing.failed_groups) == (3, 0)  # warm and the gates
+    assert (writing.groups, writing.grouped) == (2, 5)
     assert all(created for _, created in results)
     for conversation in chats:
         rows = await stored(conversation)
@@ -626,12 +663,18 @@ async def test_a_group_whose_connection_dies_fails_every_caller_and_stores_nothi
     error, as a single statement's caller would, and may retry."""
     chats, _ = three_active_chats
     await patron_says(chats[1], "warm")
-    async with row_locked(chats[0]) as locker:
+    async with row_locked(chats[0]) as locker, row_locked(chats[1]) as gate:
+        # The writer is held on chats[1] while the group queues behind it.
+        held = asyncio.create_task(patron_says(chats[1], "held"))
+        await waiters(locker, 1)
         group = [
             asyncio.create_task(patron_says(c, f"grouped {n}"))
             for n, c in enumerate(chats)
         ]
-        await waiters(locker, 1)
+        await asyncio.sleep(0.05)
+        await gate.rollback()
+        await held
+        await waiters(locker, 1)  # the group, on chats[0]
         cursor = await locker.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE NOT granted"
         )

@@ -31,6 +31,32 @@ async def test_one_key_runs_in_submission_order():
     assert log == ["a1 start", "a1 end", "a2 start", "a2 end"]
 
 
+async def test_work_with_nothing_ahead_starts_before_submit_returns():
+    """No turn of the loop in between: the frame's statement is on its way
+    before the consumer reads its next frame."""
+    lanes, log, gate = Lanes(), [], asyncio.Event()
+    await lanes.submit("a", _step(log, "a1", gate))
+    assert log == ["a1 start"]
+    await lanes.submit("a", _step(log, "a2"))
+    assert log == ["a1 start"]  # behind a1
+    gate.set()
+    await lanes.drain(1)
+    assert log == ["a1 start", "a1 end", "a2 start", "a2 end"]
+
+
+async def test_work_that_finishes_at_once_leaves_the_lane_clear():
+    lanes, log = Lanes(), []
+
+    async def instant() -> None:
+        log.append("instant")
+
+    await lanes.submit("a", instant)
+    await lanes.submit("a", instant)
+    assert log == ["instant", "instant"]
+    await lanes.drain(1)
+    assert lanes.busy == 0
+
+
 async def test_other_keys_do_not_wait_for_a_stuck_one():
     lanes, log, gate = Lanes(), [], asyncio.Event()
     await lanes.submit("a", _step(log, "a1", gate))
