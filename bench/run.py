@@ -141,6 +141,10 @@ def dist(values: list[float]) -> dict:
 
 # Costs of a window: CPU, memory, queries, Redis commands
 # ----------------------------------------------------------------------
+def _utc(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
+
+
 class Meter:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
@@ -150,6 +154,7 @@ class Meter:
         pids = self.stack.server_pids()
         snap = {
             "t": time.monotonic(),
+            "wall": time.time(),
             "machine": machine_cpu(),
             "all": all_cpu(),
             "ours": {p for group in pids.values() for p in group} | {os.getpid()},
@@ -177,6 +182,13 @@ class Meter:
             f"WHERE datname = '{db}'"
         )
         snap["pgdb"] = list(rows[0]) if rows else None
+        if self.own_pg:
+            # WAL flushes (a commit waits for its own): count and time, ms
+            wal = self.stack.query(
+                "SELECT wal_sync, wal_sync_time, wal_write, wal_write_time "
+                "FROM pg_stat_wal"
+            )
+            snap["pgwal"] = [float(v) for v in wal[0]] if wal else None
         return snap
 
     async def begin(self, setup: str = "refdesk") -> dict:
@@ -225,6 +237,9 @@ class Meter:
         ours = sum(cpu.values()) / seconds if seconds else 0.0
         window = {
             "seconds": round(seconds, 3),
+            # UTC, to place the PostgreSQL log's events (`postgres_events`)
+            "from_utc": _utc(before["wall"]),
+            "to_utc": _utc(after["wall"]),
             "cpu_s": cpu,
             "runq_wait_s": waited,
             "machine_busy_pct": round(100 * busy / total, 1) if total else None,
@@ -254,6 +269,16 @@ class Meter:
                 for q, c, ms in statements[:12]
             ]
             window["pg_calls"] = sum(c for _, c, _ in statements)
+        if before.get("pgwal") and after.get("pgwal"):
+            syncs, sync_ms, writes, write_ms = (
+                a - b for a, b in zip(after["pgwal"], before["pgwal"], strict=True)
+            )
+            window["pg_wal"] = {
+                "syncs": int(syncs),
+                "sync_ms": round(sync_ms, 1),
+                "writes": int(writes),
+                "write_ms": round(write_ms, 1),
+            }
         if before.get("pgdb") and after.get("pgdb"):
             names = ["xact_commit", "xact_rollback", "tup_returned", "tup_fetched",
                      "tup_inserted", "tup_updated"]  # fmt: skip
@@ -1012,6 +1037,7 @@ def main(argv: list[str] | None = None) -> int:
         result["failure"] = f"{type(error).__name__}: {error}"
     finally:
         log_problems = stack.log_problems() if stack.procs else {}
+        pg_events = stack.postgres_events()
         tails = stack.logs_tail() if stack.procs else {}
         versions = {}
         with contextlib.suppress(Exception):
@@ -1070,6 +1096,7 @@ def main(argv: list[str] | None = None) -> int:
             "overflow_probes": bench.probes,
             "phases": bench.phases,
             "server_log_problems": log_problems,
+            "postgres_events": pg_events,
             "reorder_examples": loadgen.EXAMPLES,
         }
     )

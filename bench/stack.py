@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -33,6 +34,36 @@ VENV_BIN = Path(sys.executable).parent
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
 DB_NAME = "refdesk_bench"
+
+
+# PostgreSQL log lines worth placing against the phases: what can hold a
+# commit or a statement up without showing in the statement's own time.
+POSTGRES_EVENTS = (
+    "checkpoint starting",
+    "checkpoint complete",
+    "automatic vacuum",
+    "automatic analyze",
+    "still waiting for",
+)
+_LOG_LINE_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
+
+def postgres_events(log: str, limit: int = 200) -> list[dict]:
+    """Checkpoints, autovacuum runs and lock waits from a PostgreSQL server log
+    (default `log_line_prefix`: each entry starts with its timestamp; its
+    detail lines follow, indented)."""
+    entries: list[str] = []
+    for line in log.splitlines():
+        if _LOG_LINE_START.match(line):
+            entries.append(line)
+        elif entries and line[:1].isspace():
+            entries[-1] += " " + line.strip()
+    found = []
+    for entry in entries:
+        if any(event in entry for event in POSTGRES_EVENTS):
+            at, _, text = entry.partition(" [")
+            found.append({"at": at, "event": text.partition("] ")[2][:400]})
+    return found[-limit:]
 
 
 def free_port() -> int:
@@ -438,6 +469,12 @@ class Stack:
                 "-c pg_stat_statements.track=all",
                 "-c max_connections=300",
                 "-c shared_buffers=128MB",
+                # to place stalls: WAL flush time per window, and in the log
+                # every checkpoint, autovacuum run and lock wait over 1 s
+                "-c track_wal_io_timing=on",
+                "-c log_checkpoints=on",
+                "-c log_autovacuum_min_duration=0",
+                "-c log_lock_waits=on",
             ]
         )
         subprocess.run(
@@ -452,7 +489,8 @@ class Stack:
             "admin_url": admin,
             "url": f"postgres://postgres@127.0.0.1:{port}/{DB_NAME}",
             "settings": "initdb defaults (fsync on, synchronous_commit on), shared_buffers 128MB, "
-            "max_connections 300, pg_stat_statements",
+            "max_connections 300, pg_stat_statements, track_wal_io_timing, "
+            "checkpoints, autovacuum runs and lock waits logged",
         }
         self._sql(f'CREATE DATABASE "{DB_NAME}"')
         self._sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -555,6 +593,17 @@ class Stack:
                 text = proc.log.read_text(errors="replace").splitlines()
                 found[proc.name] = text[-lines:]
         return found
+
+    def postgres_events(self) -> list[dict]:
+        """Checkpoints, autovacuum runs and lock waits of the bench's own
+        PostgreSQL so far (none with --shared-services)."""
+        if self.pg.get("mode") != "own" or self._pg_dir is None:
+            return []
+        with contextlib.suppress(OSError):
+            return postgres_events(
+                (self._pg_dir / "server.log").read_text(errors="replace")
+            )
+        return []
 
     def log_problems(self) -> dict[str, int]:
         """ERROR/CRITICAL lines and tracebacks in each server's log."""
