@@ -11,14 +11,16 @@ Run it on a scratch database (it migrates, seeds the demo and starts chats
 there) with nothing else busy: figures are CPU time, but a loaded machine
 inflates them.
 
-`ops` times, in this process, the synchronous work a web process does for
-each chat besides its messages: the start request (through Django's test
-client and the whole middleware stack), the accept, the patron socket opening,
-a desk's catch-up read (on the event loop's pool as served, and through the ORM
-as before) and a desk heartbeat. In a web process each runs on the
-one thread that Django gives all sync work, sharing the GIL with the event loop
-that delivers messages. The publishes they make go through this process's
-publisher loop (`chat.events`) and are counted.
+`ops` times, in this process, the work a web process does for each chat
+besides its messages: the start request (through Django's test client and the
+whole middleware stack), the accept, the patron socket opening and a desk's
+catch-up read (each on the event loop's pool as served, and through the ORM as
+before) and a desk heartbeat. In a web process the ORM versions and the rest
+run on the one thread that Django gives all sync work, sharing the GIL with
+the event loop that delivers messages; the pool versions run on that loop.
+The publishes they make are counted: the ORM versions' go through this
+process's publisher loop (`chat.events`), the pool versions' through the loop
+they run on.
 
 `statements` stores messages with the statement the sockets use
 (`chat.services.messages`) and reads the CPU time of every PostgreSQL process
@@ -107,7 +109,7 @@ def _prepare():
 def _summary(name: str, ms: list[float], unit: str = "CPU ms") -> None:
     ms = sorted(ms)
     print(
-        f"{name:16} {unit}: mean {sum(ms) / len(ms):.3f}  p50 {ms[len(ms) // 2]:.3f}"
+        f"{name:18} {unit}: mean {sum(ms) / len(ms):.3f}  p50 {ms[len(ms) // 2]:.3f}"
         f"  p90 {ms[int(len(ms) * 0.9)]:.3f}  (n={len(ms)})"
     )
 
@@ -135,7 +137,9 @@ def _ops(librarian, n: int) -> None:
         name: []
         for name in (
             "start",
+            "accept (ORM)",
             "accept",
+            "patron opens (ORM)",
             "patron opens",
             "catch-up (ORM)",
             "catch-up",
@@ -154,16 +158,34 @@ def _ops(librarian, n: int) -> None:
     for i in range(n + 20):  # the first 20 warm the caches up
         record = i >= 20
         cid = timed("start", start, record)
+        other = start()  # for the ORM versions of the accept and the opening
         for name, work in (
             (
-                "accept",
+                "accept (ORM)",
                 partial(
                     services.accept_conversation,
-                    conversation_id=cid,
+                    conversation_id=other,
                     librarian=librarian,
                 ),
             ),
-            ("patron opens", partial(services.patron_opened, conversation_id=cid)),
+            (
+                "accept",
+                lambda cid=cid: loop.run_until_complete(
+                    services.aaccept_conversation(
+                        conversation_id=cid, librarian=librarian
+                    )
+                ),
+            ),
+            (
+                "patron opens (ORM)",
+                partial(services.patron_opened, conversation_id=other),
+            ),
+            (
+                "patron opens",
+                lambda cid=cid: loop.run_until_complete(
+                    services.apatron_opened(conversation_id=cid)
+                ),
+            ),
             (
                 "catch-up (ORM)",
                 partial(
@@ -192,7 +214,8 @@ def _ops(librarian, n: int) -> None:
             ),
         ):
             timed(name, work, record)
-        services.close_conversation(conversation_id=cid, librarian=librarian)
+        for done in (cid, other):
+            services.close_conversation(conversation_id=done, librarian=librarian)
     for name, ms in steps.items():
         _summary(name, ms)
     loop.run_until_complete(asyncdb.close_pools())

@@ -1,9 +1,10 @@
 """WebSocket consumers: the patron's chat socket and the librarian's desk socket.
 
 Thin by design: authenticate, join groups, parse frames with `protocol`, call
-services (through `database_sync_to_async`, except the message path, a desk's
-history reads and any socket's read to fill a gap in `seq` order, which have
-async services of their own), and turn layer events into frames.
+services (through `database_sync_to_async`, except the message path, the
+accept, the patron socket's opening, a desk's history reads and any socket's
+read to fill a gap in `seq` order, which have async services of their own),
+and turn layer events into frames.
 """
 
 import logging
@@ -19,6 +20,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from chat import events, protocol, selectors, services
+from chat.exceptions import ConversationNotFound
 from chat.lanes import Lanes, Work
 from chat.models import Sender
 from chat.ordering import SeqOrder, gap_reads
@@ -34,9 +36,7 @@ CLOSE_SERVER_ERROR = 1011
 # accept made) before its own clean-up runs, for at most this long.
 DRAIN_SECONDS = 10
 
-get_conversation = database_sync_to_async(selectors.get_conversation)
 patron_history = database_sync_to_async(services.patron_history)
-patron_opened = database_sync_to_async(services.patron_opened)
 patron_close = database_sync_to_async(services.patron_close)
 patron_disconnected = database_sync_to_async(services.patron_disconnected)
 typing_target = database_sync_to_async(services.typing_target)
@@ -44,7 +44,6 @@ librarian_for_desk = database_sync_to_async(selectors.librarian_for_desk)
 queue_for_library = database_sync_to_async(selectors.queue_for_library)
 active_conversations_of = database_sync_to_async(selectors.active_conversations_of)
 accepted_payloads = database_sync_to_async(selectors.accepted_payloads)
-accept_conversation = database_sync_to_async(services.accept_conversation)
 close_conversation = database_sync_to_async(services.close_conversation)
 transfer_conversation = database_sync_to_async(services.transfer_conversation)
 desk_heard = database_sync_to_async(services.desk_heard)
@@ -164,7 +163,6 @@ class PatronConsumer(RefdeskConsumer):
                 conversation_id=self.conversation_id,
                 token=(query.get("token") or [""])[0],
             )
-            conversation = await get_conversation(self.conversation_id)
         except Forbidden:
             await self.refuse(CLOSE_FORBIDDEN)
             return
@@ -175,19 +173,20 @@ class PatronConsumer(RefdeskConsumer):
             after_seq = max(0, int((query.get("after_seq") or ["0"])[0]))
         except ValueError:
             after_seq = 0
-        self.librarian_id = conversation.librarian_id
+        group = events.conversation_group(self.conversation_id)
         # Join before reading history, so nothing stored in between is missed.
-        await self.channel_layer.group_add(
-            events.conversation_group(self.conversation_id), self.channel_name
-        )
+        await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            opened = await services.apatron_opened(
+                conversation_id=self.conversation_id, after_seq=after_seq
+            )
+        except ConversationNotFound:  # purged since its token was issued
+            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.refuse(CLOSE_UNAUTHENTICATED)
+            return
         self.joined = True
         await self.accept()
-        await self.send_history(
-            after_seq,
-            *await patron_opened(
-                conversation_id=self.conversation_id, after_seq=after_seq
-            ),
-        )
+        await self.send_history(after_seq, *opened)
 
     async def send_history(
         self, after_seq: int, status: dict, frames: list[dict]
@@ -264,7 +263,6 @@ class PatronConsumer(RefdeskConsumer):
         await self.order.push(event["message"])
 
     async def conversation_status(self, event):
-        self.librarian_id = event.get("librarian_id")
         await self.send_json(event["status"])
 
     async def conversation_typing(self, event):
@@ -402,7 +400,7 @@ class DeskConsumer(RefdeskConsumer):
     async def act(self, frame) -> None:
         match frame:
             case protocol.Accept(conversation=conversation_id):
-                await accept_conversation(
+                await services.aaccept_conversation(
                     conversation_id=conversation_id, librarian=self.librarian
                 )
             case protocol.SendMessage(body=body, client_id=client_id, conversation=cid):

@@ -2,6 +2,7 @@
 
 import functools
 import statistics
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -25,6 +26,7 @@ from libraries.local_info import card_verification
 from libraries.models import Librarian, Library
 from libraries.rendering import render_markdown
 from libraries.selectors import library_hours
+from refdesk import asyncdb
 from tickets import selectors as ticket_selectors
 
 
@@ -87,6 +89,14 @@ def queue_for_library(library: Library) -> list[dict]:
 
 def eligible_library_ids(conversation: Conversation) -> set[int]:
     """Libraries whose librarians see a waiting chat and may accept it."""
+    return eligible_library_ids_among(directory.libraries(), conversation)
+
+
+def eligible_library_ids_among(
+    libraries: dict[int, Library], conversation: Conversation
+) -> set[int]:
+    """`eligible_library_ids` from a copy of the member libraries (the
+    directory's), for callers that hold one: no queries."""
     if conversation.status != ConversationStatus.WAITING:
         return set()
     queue_library_id = conversation.queue_library_id
@@ -94,15 +104,19 @@ def eligible_library_ids(conversation: Conversation) -> set[int]:
         case QueueStep.LOCAL:
             return {queue_library_id}
         case QueueStep.PARTNER:
-            partners = Library.objects.filter(
-                partner_of=queue_library_id, takes_overflow=True
-            ).values_list("id", flat=True)
-            return {queue_library_id, *partners}
+            queue_library = libraries.get(queue_library_id)
+            partners = queue_library.partners.all() if queue_library else ()
+            return {queue_library_id} | {
+                partner.id
+                for partner in partners
+                if partner.id in libraries and libraries[partner.id].takes_overflow
+            }
         case QueueStep.OVERFLOW:
-            takers = Library.objects.filter(takes_overflow=True).values_list(
-                "id", flat=True
-            )
-            return {queue_library_id, *takers}
+            return {queue_library_id} | {
+                library_id
+                for library_id, library in libraries.items()
+                if library.takes_overflow
+            }
     return set()
 
 
@@ -160,34 +174,50 @@ def accepted_payloads(conversations: list[Conversation]) -> list[dict]:
         c.home_library_id for c in conversations if c.home_library_id
     }
     cards = _card_libraries(sorted(ids))
-    rendered = {lib_id: local_info(lib) for lib_id, lib in cards.items()}
     history: dict[UUID, list[dict]] = {c.id: [] for c in conversations}
     for row in Message.objects.filter(conversation__in=conversations).order_by(
         "conversation", "seq"
     ):
-        history[row.conversation_id].append(
-            protocol.desk_message(protocol.message(row), row.conversation_id)
-        )
-    slugs = {lib.id: lib.slug for lib in cards.values()}
-    frames = []
-    for c in conversations:
-        frame = {
-            "type": "accepted",
-            "conversation": str(c.id),
-            "history": history[c.id],
-            "patron": {
-                "name": c.patron_name,
-                "home_library": slugs.get(c.home_library_id) or c.declared_home_library,
-                "postal_code": c.postal_code,
-                "in_area": c.is_in_area,
-            },
-            "origin_library": protocol.library_ref(cards[c.origin_library_id]),
-            "local_info": rendered[c.origin_library_id],
-        }
-        if c.home_library_id and c.home_library_id != c.origin_library_id:
-            frame["home_local_info"] = rendered[c.home_library_id]
-        frames.append(frame)
-    return frames
+        history[row.conversation_id].append(protocol.message(row))
+    rendered: dict[int, dict] = {}
+    return [accepted_frame(c, history[c.id], cards, rendered) for c in conversations]
+
+
+def accepted_frame(
+    conversation: Conversation,
+    history: list[dict],
+    cards: dict[int, Library],
+    rendered: dict[int, dict] | None = None,
+) -> dict:
+    """One conversation's `accepted` frame from its messages (patron shape, in
+    `seq` order) and `cards`, which hold its origin and home libraries. No
+    queries: the sockets build it on the event loop. `rendered` keeps the local
+    info cards made so far, for a caller building many frames."""
+    rendered = {} if rendered is None else rendered
+
+    def card(library_id: int) -> dict:
+        if library_id not in rendered:
+            rendered[library_id] = local_info(cards[library_id])
+        return rendered[library_id]
+
+    c = conversation
+    home = cards.get(c.home_library_id) if c.home_library_id else None
+    frame = {
+        "type": "accepted",
+        "conversation": str(c.id),
+        "history": [protocol.desk_message(m, c.id) for m in history],
+        "patron": {
+            "name": c.patron_name,
+            "home_library": home.slug if home else c.declared_home_library,
+            "postal_code": c.postal_code,
+            "in_area": c.is_in_area,
+        },
+        "origin_library": protocol.library_ref(cards[c.origin_library_id]),
+        "local_info": card(c.origin_library_id),
+    }
+    if c.home_library_id and c.home_library_id != c.origin_library_id:
+        frame["home_local_info"] = card(c.home_library_id)
+    return frame
 
 
 def librarian_for_desk(user_id: int) -> Librarian | None:
@@ -272,17 +302,36 @@ def estimated_wait_seconds(*, step: str, now: datetime) -> int:
     With no recent accepts the estimate is the step's wait, the longest a chat
     stays there before moving on.
     """
-    since = now - timedelta(hours=6)
-    waits = [
-        (left - entered).total_seconds()
-        for entered, left in ConversationStep.objects.filter(
-            step=step, left_because="accepted", entered_at__gte=since
+    return _estimate(
+        step,
+        ConversationStep.objects.filter(
+            step=step, left_because="accepted", entered_at__gte=now - _RECENT
         )
         .order_by("-entered_at")
-        .values_list("entered_at", "left_at")[:50]
-    ]
-    if waits:
-        return max(5, round(statistics.median(waits)))
+        .values_list("entered_at", "left_at")[:_SAMPLE],
+    )
+
+
+async def aestimated_wait_seconds(*, step: str, now: datetime) -> int:
+    """`estimated_wait_seconds` on the event loop's pool (`refdesk.asyncdb`):
+    the same query, as SQL."""
+    rows = await asyncdb.fetchall(_RECENT_WAITS, [step, now - _RECENT])
+    return _estimate(step, rows)
+
+
+_RECENT = timedelta(hours=6)
+_SAMPLE = 50
+_RECENT_WAITS = (
+    f"SELECT entered_at, left_at FROM {ConversationStep._meta.db_table} "
+    "WHERE step = %s AND left_because = 'accepted' AND entered_at >= %s "
+    f"ORDER BY entered_at DESC LIMIT {_SAMPLE}"
+)
+
+
+def _estimate(step: str, waits: Iterable[tuple[datetime, datetime]]) -> int:
+    seconds = [(left - entered).total_seconds() for entered, left in waits]
+    if seconds:
+        return max(5, round(statistics.median(seconds)))
     fallback = (
         settings.REFDESK_OVERFLOW_WAIT
         if step == QueueStep.OVERFLOW

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -68,6 +69,29 @@ def by_slug(slug: str) -> Library | None:
     """The member library with this slug, or None. An unknown slug does not
     reload the copy (slugs come from URLs: anyone can send any)."""
     return _current().by_slug.get(slug)
+
+
+async def alibraries() -> dict[int, Library]:
+    """`libraries()` for code on an event loop: the copy as it is while it is
+    fresh and its version was checked within `VERSION_CHECK_SECONDS`; the
+    check (a cache read) or a reload (queries) runs on the database thread."""
+    held = _copy
+    now = time.monotonic()
+    if (
+        held is not None
+        and now - held.loaded_at < settings.REFDESK_LIBRARY_CACHE_SECONDS
+        and now - held.checked_at < VERSION_CHECK_SECONDS
+    ):
+        return held.libraries
+    return await database_sync_to_async(libraries)()
+
+
+async def alibrary(library_id: int) -> Library:
+    """`library()` for code on an event loop (see `alibraries`)."""
+    found = (await alibraries()).get(library_id)
+    if found is None:
+        return await database_sync_to_async(library)(library_id)
+    return found
 
 
 def _current() -> _Copy:

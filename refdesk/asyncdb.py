@@ -262,7 +262,8 @@ def committer() -> GroupCommit:
 
 
 async def fetchall(sql: str, params: Sequence[Any]) -> list[tuple]:
-    """Run one read statement on this loop's pool and return its rows."""
+    """Run one statement on this loop's pool and return its rows: a read, or a
+    write that needs its own transaction (committed when this returns)."""
     async with (await pool()).connection() as conn:
         return await (await conn.execute(sql, params)).fetchall()
 

@@ -19,8 +19,10 @@ from chat.services.messages import (
 )
 from chat.services.queue import (
     TRANSFER_NOTICE,
+    aaccept_conversation,
     abandon_if_gone,
     accept_conversation,
+    apatron_opened,
     close_as_self_served,
     close_conversation,
     patron_close,
@@ -45,6 +47,7 @@ from chat.services.routing import (
 __all__ = [
     "TOKEN_SALT",
     "TRANSFER_NOTICE",
+    "aaccept_conversation",
     "abandon_if_gone",
     "accept_conversation",
     "alibrarian_messages_after",
@@ -62,6 +65,7 @@ __all__ = [
     "patron_connected",
     "patron_disconnected",
     "patron_history",
+    "apatron_opened",
     "patron_opened",
     "patron_status",
     "patron_token",

@@ -1,7 +1,7 @@
 """Messages: stored with a gap-free `seq` first, delivered after commit."""
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -298,7 +298,9 @@ async def alibrarian_messages_after(
     rows = await _read_after(conversation_id, after_seq)
     if rows[0][0] != librarian.pk:
         raise NotYours("this chat belongs to another librarian")
-    return [protocol.desk_message(frame, conversation_id) for frame in _frames(rows)]
+    return [
+        protocol.desk_message(frame, conversation_id) for frame in message_frames(rows)
+    ]
 
 
 async def amessages_after(*, conversation_id: UUID, after_seq: int) -> list[dict]:
@@ -310,7 +312,7 @@ async def amessages_after(*, conversation_id: UUID, after_seq: int) -> list[dict
         return await database_sync_to_async(selectors.messages_after)(
             conversation_id, after_seq
         )
-    return list(_frames(await _read_after(conversation_id, after_seq)))
+    return list(message_frames(await _read_after(conversation_id, after_seq)))
 
 
 async def _read_after(conversation_id: UUID, after_seq: int) -> list[tuple]:
@@ -322,9 +324,11 @@ async def _read_after(conversation_id: UUID, after_seq: int) -> list[tuple]:
     return rows
 
 
-def _frames(rows: list[tuple]) -> Iterator[dict]:
-    """Patron-shape frames of `_HISTORY` rows, in `seq` order (times in UTC:
-    the pool's sessions keep the server's zone)."""
+def message_frames(rows: Iterable[tuple]) -> Iterator[dict]:
+    """Patron-shape frames of rows shaped like `_HISTORY`'s (a first column
+    ignored, then the message's; a row of NULLs from the outer join yields
+    nothing), in `seq` order, times in UTC (the pool's sessions keep the
+    server's zone)."""
     for _, seq, sender, name, body, client_id, sent_at in rows:
         if seq is not None:
             yield protocol.message(

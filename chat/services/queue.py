@@ -4,6 +4,7 @@ import logging
 from datetime import datetime
 from uuid import UUID
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -21,10 +22,12 @@ from chat.models import (
     ClosedBy,
     Conversation,
     ConversationStatus,
+    ConversationStep,
+    Message,
     Outcome,
     Sender,
 )
-from chat.services.messages import post_message
+from chat.services.messages import message_frames, post_message
 from chat.services.routing import (
     _announce,
     _leave_step,
@@ -33,11 +36,14 @@ from chat.services.routing import (
     _route_fields,
     _send_status,
     _ticket_if_email,
+    apatron_status,
     patron_history,
 )
 from faq import services as faq_services
+from libraries import directory
 from libraries.models import Librarian
 from libraries.selectors import get_library
+from refdesk import asyncdb
 from refdesk.errors import NotFound
 from tickets import services as ticket_services
 
@@ -103,6 +109,125 @@ def accept_conversation(
             _publish_status(conversation)
             return conversation
     raise AlreadyTaken("this chat moved on while being accepted; try again")
+
+
+async def aaccept_conversation(
+    *, conversation_id: UUID, librarian: Librarian, now: datetime | None = None
+) -> None:
+    """`accept_conversation` for the desk sockets, on the event loop's pool
+    (`refdesk.asyncdb`) instead of a turn on Django's single database thread,
+    whose ORM work (~4 ms of CPU an accept) held the interpreter lock while
+    the loop delivering messages waited (issue 7).
+
+    The same rules, from the same pieces: the eligibility and both frames
+    are `selectors.eligible_library_ids_among`, `selectors.accepted_frame` and
+    `routing.status_frame`, over the directory's copy of the libraries. The
+    take is one statement: the conditional update (the same winner rule as
+    `accept_conversation`), the queue step's close and the history read, in
+    one transaction. Its events are published once it has committed, in the
+    same order."""
+    if not asyncdb.available():
+        await database_sync_to_async(accept_conversation)(
+            conversation_id=conversation_id, librarian=librarian, now=now
+        )
+        return
+    now = now or timezone.now()
+    for _ in range(3):
+        rows = await asyncdb.fetchall(_SEEN, [conversation_id])
+        if not rows:
+            raise ConversationNotFound("no such conversation")
+        seen = Conversation(
+            id=conversation_id, **dict(zip(_SEEN_FIELDS, rows[0], strict=True))
+        )
+        if seen.status != ConversationStatus.WAITING:
+            raise AlreadyTaken("another librarian has already taken this chat")
+        libraries = await directory.alibraries()
+        eligible = selectors.eligible_library_ids_among(libraries, seen)
+        if librarian.library_id not in eligible:
+            raise NotYours("this chat is offered to another library")
+        taken = await asyncdb.fetchall(
+            _TAKE,
+            [
+                librarian.pk,
+                librarian.library_id,
+                now,
+                conversation_id,
+                seen.queue,
+                seen.queue_library_id,
+                now,
+            ],
+        )
+        if not taken:  # the chat moved on after it was read: read it again
+            continue
+        conversation = seen
+        conversation.status = ConversationStatus.ACTIVE
+        conversation.librarian_id = librarian.pk
+        conversation.answering_library_id = librarian.library_id
+        conversation.accepted_at = now
+        conversation.escalate_at = None
+        cards = {
+            library_id: await directory.alibrary(library_id)
+            for library_id in (seen.origin_library_id, seen.home_library_id)
+            if library_id
+        }
+        await events.send(
+            [events.library_desks_group(i) for i in sorted(eligible)],
+            {
+                "type": "queue.withdraw",
+                "conversation": str(conversation_id),
+                "reason": "accepted",
+            },
+        )
+        await events.send(
+            [events.librarian_desks_group(librarian.pk)],
+            {
+                "type": "desk.accepted",
+                "frame": selectors.accepted_frame(
+                    conversation, list(message_frames(taken)), cards
+                ),
+            },
+        )
+        await events.send(
+            [events.conversation_group(conversation_id)],
+            {
+                "type": "conversation.status",
+                "status": await apatron_status(conversation, now=now),
+                "librarian_id": librarian.pk,
+            },
+        )
+        return
+    raise AlreadyTaken("this chat moved on while being accepted; try again")
+
+
+_CONVERSATION = Conversation._meta.db_table
+_SEEN_FIELDS = (
+    "status",
+    "queue",
+    "queue_library_id",
+    "origin_library_id",
+    "home_library_id",
+    "declared_home_library",
+    "postal_code",
+    "is_in_area",
+    "patron_name",
+)
+_SEEN = f"SELECT {', '.join(_SEEN_FIELDS)} FROM {_CONVERSATION} WHERE id = %s"
+# Wins only if the chat is still exactly where it was read (status, queue and
+# queue library), as in `accept_conversation`; no row back means it lost. The
+# messages are the snapshot the update ran in: later ones are published to the
+# conversation's group, which the desk reads after joining (`SeqOrder`).
+_TAKE = (
+    f"WITH won AS (UPDATE {_CONVERSATION} SET status = 'active', "
+    "librarian_id = %s, answering_library_id = %s, accepted_at = %s, "
+    "escalate_at = NULL WHERE id = %s AND status = 'waiting' AND queue = %s "
+    "AND queue_library_id IS NOT DISTINCT FROM %s RETURNING id), "
+    f"step AS (UPDATE {ConversationStep._meta.db_table} "
+    "SET left_at = %s, left_because = 'accepted' "
+    "WHERE conversation_id = (SELECT id FROM won) AND left_at IS NULL) "
+    "SELECT NULL, m.seq, m.sender, m.name, m.body, m.client_id, m.sent_at "
+    f"FROM won LEFT JOIN {Message._meta.db_table} m "
+    "ON m.conversation_id = won.id ORDER BY m.seq"
+)
 
 
 def _lock(conversation_id: UUID) -> Conversation:
@@ -297,6 +422,47 @@ def patron_opened(
     the messages after `after_seq`)."""
     patron_connected(conversation_id=conversation_id, now=now)
     return patron_history(conversation_id=conversation_id, after_seq=after_seq)
+
+
+async def apatron_opened(
+    *, conversation_id: UUID, after_seq: int = 0
+) -> tuple[dict, list[dict]]:
+    """`patron_opened` for the patron sockets: the count, the status and the
+    history in one statement on the event loop's pool (`refdesk.asyncdb`),
+    plus the wait estimate's read while the chat waits."""
+    if not asyncdb.available():
+        return await database_sync_to_async(patron_opened)(
+            conversation_id=conversation_id, after_seq=after_seq
+        )
+    now = timezone.now()
+    rows = await asyncdb.fetchall(_OPENED, [now, conversation_id, after_seq])
+    if not rows:
+        raise ConversationNotFound("no such conversation")
+    fields = len(_OPENED_FIELDS)
+    conversation = Conversation(
+        id=conversation_id, **dict(zip(_OPENED_FIELDS, rows[0][:fields], strict=True))
+    )
+    status = await apatron_status(conversation, now=now)
+    # Each row's last field before the message's stands in for `_HISTORY`'s first.
+    return status, list(message_frames(row[fields - 1 :] for row in rows))
+
+
+_OPENED_FIELDS = (
+    "status",
+    "queue",
+    "origin_library_id",
+    "answering_library_id",
+    "librarian_id",
+)
+_OPENED = (
+    f"WITH opened AS (UPDATE {_CONVERSATION} "
+    "SET patron_sockets = patron_sockets + 1, patron_seen_at = %s WHERE id = %s "
+    f"RETURNING id, {', '.join(_OPENED_FIELDS)}) "
+    f"SELECT {', '.join('o.' + f for f in _OPENED_FIELDS)}, "
+    "m.seq, m.sender, m.name, m.body, m.client_id, m.sent_at "
+    f"FROM opened o LEFT JOIN {Message._meta.db_table} m "
+    "ON m.conversation_id = o.id AND m.seq > %s ORDER BY m.seq"
+)
 
 
 def patron_disconnected(*, conversation_id: UUID, now: datetime | None = None) -> None:

@@ -221,28 +221,65 @@ def patron_status(conversation: Conversation, *, now: datetime | None = None) ->
     `answer_by`: the concrete time an emailed question would be answered by.
     """
     now = now or timezone.now()
-    waiting = conversation.status == ConversationStatus.WAITING
-    library = directory.library(
-        conversation.answering_library_id or conversation.origin_library_id
+    return status_frame(
+        conversation,
+        library=directory.library(_shown_library_id(conversation)),
+        origin=directory.library(conversation.origin_library_id),
+        estimate=(
+            selectors.estimated_wait_seconds(step=conversation.queue, now=now)
+            if conversation.status == ConversationStatus.WAITING
+            else None
+        ),
+        now=now,
     )
+
+
+async def apatron_status(
+    conversation: Conversation, *, now: datetime | None = None
+) -> dict:
+    """`patron_status` for the sockets, its one read on the event loop's pool."""
+    now = now or timezone.now()
+    return status_frame(
+        conversation,
+        library=await directory.alibrary(_shown_library_id(conversation)),
+        origin=await directory.alibrary(conversation.origin_library_id),
+        estimate=(
+            await selectors.aestimated_wait_seconds(step=conversation.queue, now=now)
+            if conversation.status == ConversationStatus.WAITING
+            else None
+        ),
+        now=now,
+    )
+
+
+def _shown_library_id(conversation: Conversation) -> int:
+    return conversation.answering_library_id or conversation.origin_library_id
+
+
+def status_frame(
+    conversation: Conversation,
+    *,
+    library: Library,
+    origin: Library,
+    estimate: int | None,
+    now: datetime,
+) -> dict:
+    """The `status` frame from what it shows: the library answering (or else
+    the origin), the origin (whose hours set `answer_by`) and, while waiting,
+    the estimated wait. No queries."""
+    waiting = conversation.status == ConversationStatus.WAITING
     frame = protocol.status(
         status=conversation.status,
         queue=protocol.patron_queue(conversation.queue) if waiting else None,
         library=library,
-        estimated_wait_seconds=(
-            selectors.estimated_wait_seconds(step=conversation.queue, now=now)
-            if waiting
-            else None
-        ),
+        estimated_wait_seconds=estimate if waiting else None,
     )
     if conversation.status in (
         ConversationStatus.OFFLINE,
         ConversationStatus.ABANDONED,
     ):
         frame["answer_by"] = protocol.iso(
-            ticket_selectors.answer_due_for(
-                directory.library(conversation.origin_library_id), now=now
-            )
+            ticket_selectors.answer_due_for(origin, now=now)
         )
     return frame
 
