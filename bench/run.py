@@ -27,7 +27,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import loadgen, report
+from bench import flushprobe, loadgen, report
 from bench.stack import (
     ROOT,
     Stack,
@@ -298,6 +298,7 @@ class Bench:
         self.args = args
         self.meter = Meter(stack)
         self.lag = loadgen.LoopLag()
+        self.flushes: flushprobe.FlushProbe | None = None  # --flush-probe
         self.phases: list[dict] = []
         self.probes: list[dict] = []
         self.baseline: dict = {}
@@ -549,6 +550,17 @@ class Bench:
             result["db_xacts_per_msg"] = round(
                 window["pg_database"]["xact_commit"] / sent, 2
             )
+        sent_wall = [
+            ((t + loadgen.WALL_OFFSET_NS) / 1e9, ms) for t, ms in recorder.timeline
+        ]
+        flushes = None
+        if self.flushes is not None and sent_wall:
+            flushes = self.flushes.between(
+                min(t for t, _ in sent_wall) - 1.0,
+                max(t + ms / 1000 for t, ms in sent_wall) + 1.0,
+            )
+            result["flush_probe"] = dist([ms for _, ms in flushes])
+        result["slowest"] = flushprobe.slowest(sent_wall, flushes)
         result["noisy"] = window["foreign_cores"] > NOISY_FOREIGN_CORES
         return result
 
@@ -980,6 +992,15 @@ def main(argv: list[str] | None = None) -> int:
         "H HTTP workers, 0: not split) as setup refdesk@NAME, interleaved with "
         "the others (A/B a patch or a layout)",
     )
+    parser.add_argument(
+        "--flush-probe",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="time an 8 kB synced write beside PostgreSQL's WAL every SECONDS "
+        "(e.g. 0.05) and report it per phase and per slowest message "
+        "(bench/flushprobe.py); off by default",
+    )
     args = parser.parse_args(argv)  # fmt: skip
 
     profile = dict(PROFILES["full" if args.full else "default"])
@@ -1026,6 +1047,13 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         print(f"[bench] stack up: {stack.timings}", flush=True)
         bench = Bench(stack, profile, args)
+        if args.flush_probe > 0:
+            if stack.pg_disk_dir is None:
+                print("[bench] --flush-probe needs the bench's own PostgreSQL; off")
+            else:
+                probe = flushprobe.FlushProbe(stack.pg_disk_dir, args.flush_probe)
+                probe.start()
+                bench.flushes = probe
         runner = _runner()
         runner(asyncio.wait_for(bench.run(), profile["max_seconds"]))
     except KeyboardInterrupt:
@@ -1036,6 +1064,8 @@ def main(argv: list[str] | None = None) -> int:
         exit_code = 2
         result["failure"] = f"{type(error).__name__}: {error}"
     finally:
+        if bench is not None and bench.flushes is not None:
+            bench.flushes.stop()
         log_problems = stack.log_problems() if stack.procs else {}
         pg_events = stack.postgres_events()
         tails = stack.logs_tail() if stack.procs else {}

@@ -541,6 +541,14 @@ class Stack:
         return redis.Redis.from_url(self.redis["url"], socket_timeout=10)
 
     # Readings
+    @property
+    def pg_disk_dir(self) -> Path | None:
+        """A directory of ours on the file system of this run's PostgreSQL data
+        and WAL (None with the shared services)."""
+        if self.pg.get("mode") != "own":
+            return None
+        return self._pg_dir
+
     def server_pids(self) -> dict[str, list[int]]:
         """pids of each server, refreshed (uvicorn and Celery restart children)."""
         kids = children_map()
