@@ -126,6 +126,7 @@ def markdown(result: dict, png_name: str | None = None) -> str:
                 f"| {level} | {_pair(r['burst_start_offer_p50'], r['burst_start_offer_p99'])} | "
                 f"{_f(r['burst_accept_p99'])} | {_f(r['burst_open_s'])} |"
             )
+    lines += _slowest_table(result["phases"])
     ramp = s["ramp"]
     if not p["ramp_rates"]:
         lines += ["", "## Throughput ramp", "", "Not run (`--ramp-rates 0`)."]
@@ -164,6 +165,38 @@ def markdown(result: dict, png_name: str | None = None) -> str:
     if png_name:
         lines += ["", f"![latency against load]({png_name})"]
     return "\n".join(lines) + "\n"
+
+
+def _slowest_table(phases: list[dict]) -> list[str]:
+    """Each load phase's slowest message and, when the flush probe ran
+    (`--flush-probe`), the longest disk flush made while it was under way:
+    a stall of the disk, or not."""
+    level = [ph for ph in phases if ph.get("kind") == "level" and ph.get("slowest")]
+    if not level:
+        return []
+    lines = [
+        "",
+        "## Slowest messages",
+        "",
+        "Each phase's slowest delivery, when it was sent, and (with `--flush-probe`) "
+        "the longest 8 kB `fdatasync` beside PostgreSQL's WAL that ran while it was "
+        "under way, with the probe's p50 / max over the phase. A slow flush beside a "
+        "slow refdesk message points at the disk, which only refdesk waits on.",
+        "",
+        "| conversations | round | setup | slowest (ms) | sent (UTC) | flush during it (ms) "
+        "| probe p50 / max (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for ph in level:
+        worst = ph["slowest"][0]
+        probe = ph.get("flush_probe") or {}
+        lines.append(
+            f"| {ph['conversations']} | {ph.get('round')} | {_name(ph['setup'])} | "
+            f"{_f(worst['ms'], 1)} | {worst['sent_utc'][11:23]} | "
+            f"{_f(worst.get('flush_max_ms'), 1)} | "
+            f"{_pair(probe.get('p50'), probe.get('max'), 2)} |"
+        )
+    return lines
 
 
 def plot(result: dict, path: Path) -> None:
