@@ -35,7 +35,9 @@ def test_the_probe_times_real_synced_writes_and_leaves_no_file(tmp_path):
     probe = FlushProbe(tmp_path, interval=0.01)
     started = time.time()
     probe.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while len(probe.samples) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)  # poll until it has taken real samples, at most 10 s
     probe.stop()
 
     assert len(probe.samples) >= 5
