@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 BLOCK = b"\0" * 8192
@@ -81,6 +82,4 @@ def slowest(
 
 
 def _utc(wall: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")

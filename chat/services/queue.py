@@ -148,10 +148,12 @@ async def aaccept_conversation(
         taken = await asyncdb.fetchall(
             _TAKE,
             [
+                ConversationStatus.ACTIVE.value,
                 librarian.pk,
                 librarian.library_id,
                 now,
                 conversation_id,
+                ConversationStatus.WAITING.value,
                 seen.queue,
                 seen.queue_library_id,
                 now,
@@ -217,9 +219,9 @@ _SEEN = f"SELECT {', '.join(_SEEN_FIELDS)} FROM {_CONVERSATION} WHERE id = %s"
 # messages are the snapshot the update ran in: later ones are published to the
 # conversation's group, which the desk reads after joining (`SeqOrder`).
 _TAKE = (
-    f"WITH won AS (UPDATE {_CONVERSATION} SET status = 'active', "
+    f"WITH won AS (UPDATE {_CONVERSATION} SET status = %s, "
     "librarian_id = %s, answering_library_id = %s, accepted_at = %s, "
-    "escalate_at = NULL WHERE id = %s AND status = 'waiting' AND queue = %s "
+    "escalate_at = NULL WHERE id = %s AND status = %s AND queue = %s "
     "AND queue_library_id IS NOT DISTINCT FROM %s RETURNING id), "
     f"step AS (UPDATE {ConversationStep._meta.db_table} "
     "SET left_at = %s, left_because = 'accepted' "
