@@ -6,6 +6,7 @@
     python -m bench.micro statements # PostgreSQL CPU per stored message, by shape
     python -m bench.micro groups     # client and PostgreSQL CPU, by group size
     python -m bench.micro publishes  # channel layer: client and Redis CPU, by burst
+    python -m bench.micro dispatch   # a socket's event loop: CPU and GC per event
 
 Run it on a scratch database (it migrates, seeds the demo and starts chats
 there) with nothing else busy: figures are CPU time, but a loaded machine
@@ -43,10 +44,18 @@ group that another layer in this process listens on, through channels_redis's
 own pub/sub layer and through refdesk's (`refdesk.layers`, which sends what
 queued together in one round trip), and reads this process's CPU and Redis's
 per publish, and the wall time until the burst is published.
+
+`dispatch` needs nothing. On uvloop, as the sockets run, it opens 1000 idle
+sockets stand-ins (two queues each: the socket and the layer), each read by
+Channels' `await_many_dispatch` or by `refdesk.aio.dispatch_each`, and hands
+them events at random, ten per loop pass, with the collector at its default
+thresholds. It reads the CPU per event and times every young collection (the
+loop's pauses): how many, their median and longest, and their total.
 """
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -61,7 +70,9 @@ BODY = "Hello there, a message body of ordinary length for a reference chat."
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=("ops", "statements", "groups", "publishes"))
+    parser.add_argument(
+        "what", choices=("ops", "statements", "groups", "publishes", "dispatch")
+    )
     parser.add_argument("-n", type=int, default=0, help="repetitions")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refdesk.settings")
@@ -69,6 +80,11 @@ def main() -> None:
     django.setup()
     if args.what == "publishes":
         asyncio.run(_publishes(args.n or 5000))
+        return
+    if args.what == "dispatch":
+        import uvloop
+
+        uvloop.run(_dispatch(args.n or 100_000))
         return
     librarian = _prepare()
     try:
@@ -365,6 +381,76 @@ async def _publishes(n: int) -> None:
     finally:
         draining.cancel()
         await listener.flush()
+
+
+async def _dispatch(n: int) -> None:
+    from channels.utils import await_many_dispatch
+
+    from refdesk.aio import dispatch_each
+
+    loops = {"channels": await_many_dispatch, "refdesk.aio": dispatch_each}
+    for round_ in (1, 2):
+        for name, loop_function in loops.items():
+            cpu, pauses = await _dispatch_round(loop_function, n)
+            pauses.sort()
+            print(
+                f"round {round_}  {name:12}  CPU {cpu:.1f} µs/event  young "
+                f"collections {len(pauses)}, median "
+                f"{pauses[len(pauses) // 2] if pauses else 0:.2f} ms, longest "
+                f"{pauses[-1] if pauses else 0:.2f} ms, total {sum(pauses):.0f} ms",
+                flush=True,
+            )
+
+
+async def _dispatch_round(loop_function, n: int, sockets: int = 1000):
+    """CPU µs per event and the young collections' pauses (ms) of one loop."""
+    event = {"type": "websocket.receive", "text": BODY}
+    queues = [(asyncio.Queue(), asyncio.Queue()) for _ in range(sockets)]
+    dispatched = 0
+
+    async def dispatch(_event) -> None:
+        nonlocal dispatched
+        dispatched += 1
+        # Real handlers leave some garbage only the collector frees (the
+        # sockets' young passes freed 46-300 objects each): one cycle per
+        # event, so that young collections come about as they do there.
+        cycle: list = []
+        cycle.append(cycle)
+
+    async def hand_out(count: int) -> None:
+        target = dispatched + count
+        for i in range(count):
+            random.choice(queues)[random.randrange(2)].put_nowait(event)
+            if i % 10 == 9:
+                await asyncio.sleep(0)
+        while dispatched < target:
+            await asyncio.sleep(0)
+
+    runners = [
+        asyncio.create_task(loop_function([a.get, b.get], dispatch)) for a, b in queues
+    ]
+    await hand_out(sockets * 2)  # every loop has run; the rest is warm
+    pauses: list[float] = []
+    started = [0.0]
+
+    def timer(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif info["generation"] == 0:
+            pauses.append((time.perf_counter() - started[0]) * 1000)
+
+    gc.collect()
+    gc.callbacks.append(timer)
+    cpu = time.process_time()
+    try:
+        await hand_out(n)
+    finally:
+        cpu = (time.process_time() - cpu) * 1_000_000 / n
+        gc.callbacks.remove(timer)
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+    return cpu, pauses
 
 
 def _statements(librarian, n: int) -> None:

@@ -7,6 +7,8 @@ read to fill a gap in `seq` order, which have async services of their own),
 and turn layer events into frames.
 """
 
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Hashable
@@ -16,7 +18,9 @@ from uuid import UUID
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chat import events, protocol, selectors, services
@@ -24,6 +28,7 @@ from chat.exceptions import ConversationNotFound
 from chat.lanes import Lanes, Work
 from chat.models import Sender
 from chat.ordering import SeqOrder, gap_reads
+from refdesk.aio import dispatch_each
 from refdesk.errors import Forbidden, RefdeskError
 
 logger = logging.getLogger(__name__)
@@ -54,6 +59,24 @@ reroute_unstaffed = database_sync_to_async(services.reroute_unstaffed)
 class RefdeskConsumer(AsyncJsonWebsocketConsumer):
     """Turns oversized, non-JSON or refused frames into error frames; never closes
     the socket for them, as PROTOCOL.md requires."""
+
+    async def __call__(self, scope, receive, send):
+        """Channels' `AsyncConsumer.__call__`, reading the socket and the layer
+        with `refdesk.aio.dispatch_each` (a reader task each for the socket's
+        life) instead of Channels' loop (a new task and waiter per event, which
+        the garbage collector's young passes then walked: issue 7)."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(
+                self.channel_layer.receive, self.channel_name
+            )
+            sources.append(self.channel_receive)
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await dispatch_each(sources, self.dispatch)
 
     async def dispatch(self, message):
         """Channels' dispatch without its `aclose_old_connections()` before each
