@@ -45,8 +45,8 @@ own pub/sub layer and through refdesk's (`refdesk.layers`, which sends what
 queued together in one round trip), and reads this process's CPU and Redis's
 per publish, and the wall time until the burst is published.
 
-`dispatch` needs nothing. On uvloop, as the sockets run, it opens 1000 idle
-sockets stand-ins (two queues each: the socket and the layer), each read by
+`dispatch` needs nothing. On uvloop, as the sockets run, it opens 1000
+stand-ins for idle sockets (two queues each: the socket and the layer), each read by
 Channels' `await_many_dispatch` or by `refdesk.aio.dispatch_each`, and hands
 them events at random, ten per loop pass, with the collector at its default
 thresholds. It reads the CPU per event and times every young collection (the
