@@ -6,8 +6,10 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -65,6 +67,64 @@ async def close_async_pools():
     (refdesk.asyncdb): close it with the test, or its connections outlive it."""
     yield
     await asyncdb.close_pools()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def say_who_holds_the_test_database(django_db_setup, django_db_blocker):
+    """Name whatever is still connected to the test database when the suite ends.
+
+    Now and then the teardown could not drop `test_refdesk` because "1 other
+    session" was using it, and nothing said whose. Django closes its pool
+    before the drop; this does the same a moment earlier, waits up to 5 s for
+    the database's other sessions to end, as DROP DATABASE would, and warns
+    with each one left (its query, and the local process and the threads of
+    this one) so that the next occurrence names the culprit.
+    """
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        connection.close()
+        connection.close_pool()
+        name = connection.settings_dict["NAME"]
+        deadline = time.monotonic() + 5
+        while True:
+            with connection._nodb_cursor() as cursor:
+                cursor.execute(
+                    "SELECT pid, application_name, client_port, backend_start,"
+                    " state, left(query, 200) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    [name],
+                )
+                sessions = cursor.fetchall()
+            if not sessions or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    if sessions:
+        lines = [f"{len(sessions)} session(s) still on {name} at the suite's end:"]
+        for pid, app, port, started, state, query in sessions:
+            owner = _local_process_of(port) if port else "not over TCP"
+            lines.append(
+                f"  backend {pid} ({app or 'no application_name'}, since {started},"
+                f" {state}: {query!r}); client port {port}: {owner}"
+            )
+        threads = ", ".join(sorted(t.name for t in threading.enumerate()))
+        lines.append(f"  this process (pid {os.getpid()}) runs threads: {threads}")
+        warnings.warn("\n".join(lines), stacklevel=1)
+
+
+def _local_process_of(port: int) -> str:
+    """The local process with a TCP socket on `port`, as `ss` names it."""
+    try:
+        found = subprocess.run(
+            ["ss", "-tnpH", f"sport = :{port}"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"unknown ({error})"
+    return found or "no local process (it has gone)"
 
 
 _counter = itertools.count(1)
