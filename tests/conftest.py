@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import pytest_asyncio
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from libraries import directory
 from libraries.models import Librarian, Library, Role, WeeklyHours
@@ -64,9 +66,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest_asyncio.fixture
 async def close_async_pools():
     """Each async test has its own loop, so its own message-path pool
-    (refdesk.asyncdb): close it with the test, or its connections outlive it."""
+    (refdesk.asyncdb): close it with the test, or its connections outlive it.
+
+    The same goes for the Django connection of the one thread that runs the
+    tests' `sync_to_async` calls: Channels' `database_sync_to_async` closes it
+    after each call, a bare `sync_to_async` does not, and a connection left
+    checked out there kept the suite's teardown from dropping the test
+    database ("1 other session": `say_who_holds_the_test_database` named it).
+    """
     yield
     await asyncdb.close_pools()
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture(scope="session", autouse=True)
