@@ -83,16 +83,16 @@ async def close_async_pools():
 def say_who_holds_the_test_database(django_db_setup, django_db_blocker):
     """Name whatever is still connected to the test database when the suite ends.
 
-    Now and then the teardown could not drop `test_refdesk` because "1 other
-    session" was using it, and nothing said whose. Django closes its pool
-    before the drop; this does the same a moment earlier, waits up to 5 s for
-    the database's other sessions to end, as DROP DATABASE would, and warns
-    with each one left (its query, and the local process and the threads of
-    this one) so that the next occurrence names the culprit.
+    A session left there makes the teardown's DROP DATABASE fail with only
+    "1 other session" to go on (it named the `sync_to_async` thread's
+    connection, see `close_async_pools`). Django closes its pool before the
+    drop; this does the same a moment earlier, waits up to 5 s for the
+    database's other sessions to end, as DROP DATABASE would, and warns with
+    each one left: its query, the local process on its client port and the
+    threads of this one.
     """
     yield
-    from django.db import connection
-
+    connection = connections["default"]
     with django_db_blocker.unblock():
         connection.close()
         connection.close_pool()
