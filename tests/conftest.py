@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import pytest_asyncio
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
@@ -94,6 +94,10 @@ def say_who_holds_the_test_database(django_db_setup, django_db_blocker):
     yield
     connection = connections["default"]
     with django_db_blocker.unblock():
+        # The thread all `sync_to_async` calls run on outside `async_to_sync`
+        # (asgiref's class-level executor): a fixture's teardown that ran after
+        # `close_async_pools` may have opened its connection again.
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result(10)
         connection.close()
         connection.close_pool()
         name = connection.settings_dict["NAME"]
