@@ -72,7 +72,7 @@ def markdown(result: dict, png_name: str | None = None) -> str:
         "",
         "| conversations | setup | msg/s | delivery p50 / p95 / p99 | patron→librarian | "
         "librarian→patron | start→offer | accept | CPU ms/msg | waited ms/msg | DB queries (commits)/msg "
-        "| Redis cmds (reads)/msg | RSS KiB/socket | machine CPU (foreign cores) | errors | lost/dup/reord |",
+        "| Redis cmds (reads)/msg | RSS KiB/socket | machine CPU (foreign / steal cores) | errors | lost/dup/reord |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for level, row in s["levels"].items():
@@ -90,7 +90,8 @@ def markdown(result: dict, png_name: str | None = None) -> str:
                 f"{_f(r['cpu_ms_per_msg_total'], 2)} | "
                 f"{_f(r.get('runq_wait_ms_per_msg_total'), 2)} | {_f(r['db_queries_per_msg'])}{_commits(r)} | "
                 f"{_f(r['redis_cmds_per_msg'])}{_reads(r)} | {_f(r['rss_per_socket_kib'])} | "
-                f"{_f(r['machine_busy_pct'])}% ({_f(r['foreign_cores'], 2)}){' noisy' if r['noisy'] else ''} | "
+                f"{_f(r['machine_busy_pct'])}% ({_f(r['foreign_cores'], 2)} / {_f(r.get('steal_cores'), 2)})"
+                f"{' noisy' if r['noisy'] else ''} | "
                 f"{r['errors']} | {integrity.get('losses', 0)}/{integrity.get('duplicates', 0)}/"
                 f"{integrity.get('reorders', 0)} |"
             )

@@ -232,8 +232,10 @@ class Meter:
         }
         waited["loadgen"] = round(after["loadgen_wait"] - before["loadgen_wait"], 3)
         irq = after["machine"][2] - before["machine"][2]
+        steal = after["machine"][3] - before["machine"][3]
         machine_busy_cores = busy / total * ncpu if total else 0.0
         irq_cores = irq / total * ncpu if total else 0.0
+        steal_cores = steal / total * ncpu if total else 0.0
         ours = sum(cpu.values()) / seconds if seconds else 0.0
         window = {
             "seconds": round(seconds, 3),
@@ -244,8 +246,13 @@ class Meter:
             "runq_wait_s": waited,
             "machine_busy_pct": round(100 * busy / total, 1) if total else None,
             "irq_cores": round(irq_cores, 2),
-            # busy time of processes that are not the bench's (interrupts excluded)
-            "foreign_cores": round(max(0.0, machine_busy_cores - irq_cores - ours), 2),
+            # the hypervisor's: this VM's CPUs had work and ran someone else's
+            "steal_cores": round(steal_cores, 2),
+            # busy time of processes that are not the bench's (interrupts and
+            # steal excluded)
+            "foreign_cores": round(
+                max(0.0, machine_busy_cores - irq_cores - steal_cores - ours), 2
+            ),
             "rss": after["rss"],
         }
         others: Counter = Counter()
@@ -412,7 +419,8 @@ class Bench:
             f"{label} {name:7} n={n:<4} msgs={sent:<5} delivery p50={lat['p50']} "
             f"p99={lat['p99']} ms  machine {window['machine_busy_pct']}% "
             f"waited {result['runq_wait_ms_per_msg']['total']} ms/msg "
-            f"(foreign {window['foreign_cores']} cores)  {dict(integrity) or 'clean'}"
+            f"(foreign {window['foreign_cores']}, steal {window['steal_cores']} cores)  "
+            f"{dict(integrity) or 'clean'}"
         )
         if result["delivery_timeline"]:
             self.say(
@@ -561,7 +569,9 @@ class Bench:
             )
             result["flush_probe"] = dist([ms for _, ms in flushes])
         result["slowest"] = flushprobe.slowest(sent_wall, flushes)
-        result["noisy"] = window["foreign_cores"] > NOISY_FOREIGN_CORES
+        result["noisy"] = (
+            window["foreign_cores"] + window["steal_cores"] > NOISY_FOREIGN_CORES
+        )
         return result
 
     async def ramp(self) -> None:
@@ -735,6 +745,7 @@ def summarise(
                 "rss_per_socket_kib": runs[0]["rss_per_socket_kib"],
                 "machine_busy_pct": med("window.machine_busy_pct"),
                 "foreign_cores": worst("window.foreign_cores"),
+                "steal_cores": worst("window.steal_cores"),
                 "noisy": any(r["noisy"] for r in runs),
                 "opened": min(r["opened"] for r in runs),
                 "errors": sum(sum(r["errors"].values()) for r in runs),

@@ -89,15 +89,19 @@ def wait_until(check, timeout: float, what: str, interval: float = 0.2) -> None:
 
 # /proc readings
 # ----------------------------------------------------------------------
-def machine_cpu() -> tuple[int, int, int]:
-    """(busy, total, irq) jiffies over all cores, from /proc/stat.
+def machine_cpu(stat: str | None = None) -> tuple[int, int, int, int]:
+    """(busy, total, irq, steal) jiffies over all cores, from /proc/stat.
 
     `irq` (hard and soft interrupts: loopback TCP is mostly softirq) is busy
-    time that no process is charged with."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    time that no process is charged with. `steal` is time the hypervisor gave
+    this VM's CPUs to someone else while they had work: counted as busy,
+    charged to no process here."""
+    if stat is None:
+        stat = Path("/proc/stat").read_text()
+    fields = stat.split("\n", 1)[0].split()[1:]
     values = [int(v) for v in fields[:8]]
     idle = values[3] + values[4]  # idle + iowait
-    return sum(values) - idle, sum(values), values[5] + values[6]
+    return sum(values) - idle, sum(values), values[5] + values[6], values[7]
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from bench.stack import cpu_seconds, runq_wait_seconds
+from bench.stack import cpu_seconds, machine_cpu, runq_wait_seconds
 
 NO_SUCH_PID = 2**31 - 1  # above any pid_max
 
@@ -51,3 +51,13 @@ def test_run_queue_wait_grows_while_threads_wait_for_a_cpu():
     # one core shared three ways: each waited about twice as long as it ran
     assert ran > 0.8
     assert waited > 1.3 * ran
+
+
+def test_machine_cpu_splits_interrupts_and_steal_out_of_busy_time():
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat = "cpu  100 5 50 1000 20 3 7 11 0 0\ncpu0 50 2 25 500 10 1 3 5 0 0\n"
+    busy, total, irq, steal = machine_cpu(stat)
+    assert (busy, total, irq, steal) == (176, 1196, 10, 11)
+    busy, total, irq, steal = machine_cpu()  # this machine's own
+    assert 0 <= irq <= busy <= total
+    assert 0 <= steal <= busy
