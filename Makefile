@@ -48,7 +48,7 @@ help:
 	@echo "make lint    ruff check and ruff format --check"
 	@echo "make format  ruff format and ruff check --fix"
 	@echo "make clean   remove the demo database, collected static files and caches"
-	@echo "make bench   refdesk vs a plain Channels chat and a bare relay, ~2 min (BENCH_ARGS=--full)"
+	@echo "make bench   refdesk vs a plain Channels chat and a bare relay, ~3 min with setup (BENCH_ARGS=--full: ~14 min)"
 
 # The virtual environment
 # ----------------------------------------------------------------------
