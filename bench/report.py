@@ -40,6 +40,27 @@ def _pair(a, b, digits: int = 1) -> str:
     return f"{_f(a, digits)} / {_f(b, digits)}"
 
 
+def _by_round_line(levels: dict) -> list[str]:
+    """The delivery p99 ratio to plain, round by round, where there were rounds."""
+    by_round = [
+        (level, row["p99_by_round_vs_plain"])
+        for level, row in levels.items()
+        if len(row.get("p99_by_round_vs_plain") or []) > 1
+    ]
+    if not by_round:
+        return []
+    return [
+        "",
+        "Delivery p99 ×plain round by round (a round's phases run next to each "
+        "other, so each ratio compares the two on about the same host): "
+        + "; ".join(
+            f"{level}: " + ", ".join(_f(r, 2) for r in ratios)
+            for level, ratios in by_round
+        )
+        + ".",
+    ]
+
+
 def markdown(result: dict, png_name: str | None = None) -> str:
     s = result["summary"]
     m = result["machine"]
@@ -112,6 +133,7 @@ def markdown(result: dict, png_name: str | None = None) -> str:
                     f"{_f(ratio.get('runq_wait_ms_per_msg_total'), 1)} | | | "
                     f"{_f(ratio['rss_per_socket_kib'], 1)} | | | |"
                 )
+    lines += _by_round_line(s["levels"])
     lines += [
         "",
         f"Start→offer and accept: chats started one at a time ({p['trickle_rate']}/s) during "
